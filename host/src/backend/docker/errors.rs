@@ -1,0 +1,153 @@
+//! Engine errors mapped to typed backend errors whose text names the fix.
+
+use bollard::errors::Error as EngineError;
+
+use crate::backend::BackendError;
+
+const FIX_START: &str = "start the Docker engine (`systemctl start docker`, or run `dockerd` in the \
+                         background) or point DOCKER_HOST at a running engine";
+const FIX_PERMISSION: &str = "run runner as root, or add this user to the `docker` group and start a \
+                              new login session";
+
+/// An error from a call that names a container.
+pub(crate) fn container_error(e: EngineError, sandbox: &str) -> BackendError {
+    match &e {
+        EngineError::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } if message.to_ascii_lowercase().contains("container") => {
+            BackendError::SandboxMissing(sandbox.to_string())
+        }
+        EngineError::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => BackendError::NotRunning {
+            name: sandbox.to_string(),
+            state: conflict_state(message).to_string(),
+        },
+        _ => engine_error(e),
+    }
+}
+
+/// What a 409 says about the container.
+fn conflict_state(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    if m.contains("paused") {
+        "paused"
+    } else if m.contains("restarting") {
+        "restarting"
+    } else {
+        "not running"
+    }
+}
+
+/// An error from any engine call.
+pub(crate) fn engine_error(e: EngineError) -> BackendError {
+    match &e {
+        EngineError::DockerResponseServerError {
+            status_code,
+            message,
+        } => BackendError::Failed(format!("engine answered {status_code}: {message}")),
+        EngineError::JsonDataError { .. } | EngineError::JsonSerdeError { .. } => {
+            BackendError::Failed(format!("unexpected engine answer: {e}"))
+        }
+        EngineError::RequestTimeoutError => {
+            BackendError::Timeout("the engine did not answer within the client timeout".into())
+        }
+        _ => unreachable_error(&e),
+    }
+}
+
+/// The engine cannot be reached: say why and how to fix it.
+pub(crate) fn unreachable_error(e: &(dyn std::error::Error + 'static)) -> BackendError {
+    let cause = chain(e);
+    let lower = cause.to_ascii_lowercase();
+    let fix = if lower.contains("permission denied") {
+        FIX_PERMISSION
+    } else {
+        FIX_START
+    };
+    BackendError::EngineUnreachable {
+        cause,
+        fix: fix.to_string(),
+    }
+}
+
+pub(crate) fn unreachable(cause: String, permission: bool) -> BackendError {
+    BackendError::EngineUnreachable {
+        cause,
+        fix: if permission {
+            FIX_PERMISSION
+        } else {
+            FIX_START
+        }
+        .to_string(),
+    }
+}
+
+/// `error: cause: cause` — bollard hides the io error in the source chain.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_404_and_409() {
+        let missing = EngineError::DockerResponseServerError {
+            status_code: 404,
+            message: "No such container: nope".into(),
+        };
+        assert_eq!(
+            container_error(missing, "nope"),
+            BackendError::SandboxMissing("nope".into())
+        );
+        let paused = EngineError::DockerResponseServerError {
+            status_code: 409,
+            message: "Container abc is paused, unpause the container before exec".into(),
+        };
+        assert_eq!(
+            container_error(paused, "c"),
+            BackendError::NotRunning {
+                name: "c".into(),
+                state: "paused".into()
+            }
+        );
+        let stopped = EngineError::DockerResponseServerError {
+            status_code: 409,
+            message: "Container abc is not running".into(),
+        };
+        assert!(matches!(
+            container_error(stopped, "c"),
+            BackendError::NotRunning { state, .. } if state == "not running"
+        ));
+    }
+
+    #[test]
+    fn unreachable_names_fix() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "Permission denied (os error 13)",
+        );
+        let e = EngineError::IOError { err: io };
+        match engine_error(e) {
+            BackendError::EngineUnreachable { cause, fix } => {
+                assert!(cause.contains("Permission denied"));
+                assert!(fix.contains("docker` group"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

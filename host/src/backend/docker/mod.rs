@@ -1,0 +1,359 @@
+//! The Docker backend (bollard).
+//!
+//! Exec, spawn, inspect and start go through the Engine API. Files,
+//! processes, listeners, signals and loopback connects go through the host's
+//! `/proc/<State.Pid>` when that is possible (local engine, runner is root,
+//! the pid verified to be the container's init); otherwise signals and
+//! loopback connects go through an exec in the container and the rest is
+//! `Unavailable`.
+
+mod errors;
+mod exec;
+mod fallback;
+mod spawn;
+mod target;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum};
+use tokio::time::Instant;
+
+use super::bounded::{INTERNAL_DEADLINE, run_blocking};
+use super::procfs::ProcView;
+use super::{
+    Backend, BackendError, ExecResult, ExecSpec, FileContent, FileStat, Listener, ProcessId,
+    ProcessInfo, SandboxInfo, SandboxState, Signal, SpawnSpec, Stream, WriteSpec,
+};
+use target::{Access, Target};
+
+/// Deadline for one engine request that is not an exec.
+const ENGINE_CALL: Duration = Duration::from_secs(10);
+/// How long `start` waits for the container to be reported running.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A Docker engine reached through bollard.
+pub struct DockerBackend {
+    docker: Docker,
+    endpoint: String,
+    /// The engine listens on a unix socket of this machine.
+    local_engine: bool,
+    /// Per container name: the verified init process and how to reach it.
+    targets: Mutex<HashMap<String, Target>>,
+}
+
+impl std::fmt::Debug for DockerBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerBackend")
+            .field("endpoint", &self.endpoint)
+            .field("local_engine", &self.local_engine)
+            .finish()
+    }
+}
+
+impl DockerBackend {
+    /// Connects to `DOCKER_HOST` or the local socket, negotiates the API
+    /// version and pings the engine, all within a few seconds.
+    pub async fn connect() -> Result<Self, BackendError> {
+        let from_env = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
+        let endpoint = from_env
+            .clone()
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+        let local_engine = endpoint.starts_with("unix://");
+        if let Some(path) = endpoint.strip_prefix("unix://") {
+            match std::fs::metadata(path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(errors::unreachable(
+                        format!("no engine socket at {path}"),
+                        false,
+                    ));
+                }
+                Err(e) => {
+                    return Err(errors::unreachable(
+                        format!("cannot stat {path}: {e}"),
+                        e.kind() == std::io::ErrorKind::PermissionDenied,
+                    ));
+                }
+            }
+        }
+        let docker = match from_env {
+            Some(_) => Docker::connect_with_defaults(),
+            None => Docker::connect_with_local_defaults(),
+        }
+        .map_err(|e| errors::unreachable_error(&e))?;
+        let docker =
+            match tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version()).await {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => return Err(errors::unreachable_error(&e)),
+                Err(_) => {
+                    return Err(errors::unreachable(
+                        format!("{endpoint} did not answer /version within 5 s"),
+                        false,
+                    ));
+                }
+            };
+        match tokio::time::timeout(Duration::from_secs(3), docker.ping()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(errors::unreachable_error(&e)),
+            Err(_) => {
+                return Err(errors::unreachable(
+                    format!("{endpoint} did not answer /_ping within 3 s"),
+                    false,
+                ));
+            }
+        }
+        tracing::debug!(%endpoint, local_engine, "connected to container engine");
+        Ok(Self {
+            docker,
+            endpoint,
+            local_engine,
+            targets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The underlying client, for callers that need more of the Engine API
+    /// (events, for example).
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// `unix:///var/run/docker.sock`, `tcp://…`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    async fn inspect_raw(&self, sandbox: &str) -> Result<ContainerInspectResponse, BackendError> {
+        match tokio::time::timeout(ENGINE_CALL, self.docker.inspect_container(sandbox, None)).await
+        {
+            Ok(r) => r.map_err(|e| errors::container_error(e, sandbox)),
+            Err(_) => Err(BackendError::Timeout(format!(
+                "inspecting '{sandbox}' took longer than {ENGINE_CALL:?}"
+            ))),
+        }
+    }
+
+    /// Runs `f` against the container's `/proc` view, or says why it can't.
+    async fn with_view<T, F>(
+        &self,
+        sandbox: &str,
+        what: &'static str,
+        f: F,
+    ) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ProcView) -> Result<T, BackendError> + Send + 'static,
+    {
+        let target = self.target(sandbox).await?;
+        match target.access {
+            Access::HostProc => {
+                run_blocking(what, INTERNAL_DEADLINE, move || f(&target.view()?)).await
+            }
+            Access::ExecOnly(why) => Err(BackendError::Unavailable(format!(
+                "{what} needs the host's /proc view of the container, which is not available: {why}"
+            ))),
+        }
+    }
+}
+
+/// Engine state → backend state.
+fn sandbox_info(resp: &ContainerInspectResponse, fallback_name: &str) -> SandboxInfo {
+    let state = resp.state.as_ref();
+    let status = state.and_then(|s| s.status);
+    let sandbox_state = match status {
+        Some(ContainerStateStatusEnum::RUNNING) => SandboxState::Running,
+        Some(ContainerStateStatusEnum::PAUSED) => SandboxState::Paused,
+        Some(ContainerStateStatusEnum::RESTARTING) => SandboxState::Restarting,
+        Some(ContainerStateStatusEnum::EXITED) => SandboxState::Exited {
+            exit_code: state.and_then(|s| s.exit_code).unwrap_or(0),
+        },
+        Some(other) => SandboxState::Other(other.to_string()),
+        None => SandboxState::Other("unknown".into()),
+    };
+    let mut labels: Vec<(String, String)> = resp
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.clone())
+        .map(|l| l.into_iter().collect())
+        .unwrap_or_default();
+    labels.sort();
+    SandboxInfo {
+        id: resp.id.clone().unwrap_or_default(),
+        name: resp
+            .name
+            .as_deref()
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_else(|| fallback_name.to_string()),
+        state: sandbox_state,
+        labels,
+        started_at: state
+            .and_then(|s| s.started_at.clone())
+            .filter(|t| !t.starts_with("0001-")),
+    }
+}
+
+fn state_text(state: &SandboxState) -> String {
+    match state {
+        SandboxState::Running => "running".into(),
+        SandboxState::Paused => "paused".into(),
+        SandboxState::Restarting => "restarting".into(),
+        SandboxState::Exited { exit_code } => format!("exited with code {exit_code}"),
+        SandboxState::Other(s) => s.clone(),
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for DockerBackend {
+    fn kind(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn inspect(&self, sandbox: &str) -> Result<SandboxInfo, BackendError> {
+        Ok(sandbox_info(&self.inspect_raw(sandbox).await?, sandbox))
+    }
+
+    async fn start(&self, sandbox: &str) -> Result<(), BackendError> {
+        let deadline = Instant::now() + START_DEADLINE;
+        match tokio::time::timeout_at(deadline, self.docker.start_container(sandbox, None)).await {
+            Ok(Ok(())) => {}
+            // 304: already started.
+            Ok(Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            })) => {}
+            Ok(Err(e)) => return Err(errors::container_error(e, sandbox)),
+            Err(_) => {
+                return Err(BackendError::Timeout(format!(
+                    "starting '{sandbox}' took longer than {START_DEADLINE:?}"
+                )));
+            }
+        }
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let info = self.inspect(sandbox).await?;
+            match info.state {
+                SandboxState::Running => return Ok(()),
+                SandboxState::Exited { exit_code } => {
+                    return Err(BackendError::Failed(format!(
+                        "'{sandbox}' exited with code {exit_code} right after start"
+                    )));
+                }
+                _ => {}
+            }
+            if Instant::now() + pause >= deadline {
+                return Err(BackendError::Timeout(format!(
+                    "'{sandbox}' was not running {START_DEADLINE:?} after start ({})",
+                    state_text(&info.state)
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    async fn exec(&self, sandbox: &str, spec: ExecSpec) -> Result<ExecResult, BackendError> {
+        self.run_exec(sandbox, spec).await
+    }
+
+    async fn spawn_detached(
+        &self,
+        sandbox: &str,
+        spec: SpawnSpec,
+    ) -> Result<ProcessId, BackendError> {
+        self.run_spawn(sandbox, spec).await
+    }
+
+    async fn stat(&self, sandbox: &str, path: &str) -> Result<Option<FileStat>, BackendError> {
+        let path = path.to_string();
+        self.with_view(sandbox, "stat", move |v| v.stat(&path))
+            .await
+    }
+
+    async fn read_file(
+        &self,
+        sandbox: &str,
+        path: &str,
+        max: usize,
+    ) -> Result<FileContent, BackendError> {
+        let path = path.to_string();
+        self.with_view(sandbox, "read file", move |v| v.read_file(&path, max))
+            .await
+    }
+
+    async fn write_file(&self, sandbox: &str, spec: WriteSpec) -> Result<(), BackendError> {
+        self.with_view(sandbox, "write file", move |v| v.write_file(&spec))
+            .await
+    }
+
+    async fn remove_file_if(
+        &self,
+        sandbox: &str,
+        path: &str,
+        if_content: Option<Vec<u8>>,
+    ) -> Result<bool, BackendError> {
+        let path = path.to_string();
+        self.with_view(sandbox, "remove file", move |v| {
+            v.remove_file_if(&path, if_content.as_deref())
+        })
+        .await
+    }
+
+    async fn list_dir(
+        &self,
+        sandbox: &str,
+        path: &str,
+        max: usize,
+    ) -> Result<Option<Vec<String>>, BackendError> {
+        let path = path.to_string();
+        self.with_view(sandbox, "list dir", move |v| v.list_dir(&path, max))
+            .await
+    }
+
+    async fn processes(&self, sandbox: &str) -> Result<Vec<ProcessInfo>, BackendError> {
+        self.with_view(sandbox, "list processes", |v| v.processes())
+            .await
+    }
+
+    async fn listeners(&self, sandbox: &str) -> Result<Vec<Listener>, BackendError> {
+        self.with_view(sandbox, "list listeners", |v| v.listeners())
+            .await
+    }
+
+    async fn signal(
+        &self,
+        sandbox: &str,
+        id: ProcessId,
+        signal: Signal,
+    ) -> Result<bool, BackendError> {
+        let target = self.target(sandbox).await?;
+        match target.access {
+            Access::HostProc => {
+                run_blocking("signal", INTERNAL_DEADLINE, move || {
+                    target.view()?.signal(id, signal)
+                })
+                .await
+            }
+            Access::ExecOnly(_) => self.signal_by_exec(sandbox, id, signal).await,
+        }
+    }
+
+    async fn connect_loopback(
+        &self,
+        sandbox: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Box<dyn Stream>, BackendError> {
+        let target = self.target(sandbox).await?;
+        match target.access {
+            Access::HostProc => {
+                let view = run_blocking("netns", INTERNAL_DEADLINE, move || target.view()).await?;
+                Ok(Box::new(view.connect_loopback(port, timeout).await?))
+            }
+            Access::ExecOnly(why) => {
+                tracing::debug!(%sandbox, %why, "relaying loopback connect through an exec");
+                self.relay_loopback(sandbox, port, timeout).await
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! `http.send` and `http.websocket`: requests to the sandbox's loopback (or
+//! to this sandbox's own forward on the host) without tools in the image.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use crate::backend::{Backend, Stream};
+use crate::forward::ForwardRegistry;
+use crate::net::{self, HttpRequest, NetError, WsRequest};
+use crate::runtime::bindings::runner::plugin::http::{Host, Request, Response, Route, WsRequest as WitWsRequest, WsStep, WsTranscript};
+use crate::runtime::bindings::runner::plugin::types::{CapError, Kv};
+use crate::runtime::state::PluginState;
+
+use super::{Access, Capability, cap_error, clamp_bytes, clamp_ms};
+
+/// Open the connection a route names, within `timeout`. Takes what it needs
+/// by value so the future does not borrow the (non-`Sync`) store data.
+async fn open(
+    backend: &dyn Backend,
+    forwards: Option<Arc<ForwardRegistry>>,
+    sandbox: &str,
+    route: &Route,
+    timeout: Duration,
+) -> Result<(Box<dyn Stream>, String), CapError> {
+    {
+        match *route {
+            Route::SandboxLoopback(port) => {
+                let stream = backend.connect_loopback(sandbox, port, timeout).await.map_err(cap_error)?;
+                Ok((stream, format!("127.0.0.1:{port}")))
+            }
+            Route::HostForward(port) => {
+                let forwards = forwards.ok_or_else(|| CapError::Unavailable("no forward registry".into()))?;
+                let addr = forwards.forwards_to(sandbox, port).ok_or_else(|| {
+                    CapError::Denied(format!("host port {port} is not a forward of sandbox {sandbox} owned by this runner"))
+                })?;
+                let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| CapError::Timeout(format!("connecting to {addr}")))?
+                    .map_err(|e| CapError::Failed(format!("connecting to {addr}: {e}")))?;
+                let _ = stream.set_nodelay(true);
+                Ok((Box::new(stream), addr.to_string()))
+            }
+        }
+    }
+}
+
+fn net_error(e: NetError) -> CapError {
+    match e {
+        NetError::Timeout(_) => CapError::Timeout(e.to_string()),
+        NetError::Io(_) | NetError::Protocol(_) => CapError::Failed(e.to_string()),
+    }
+}
+
+fn pairs(kvs: Vec<Kv>) -> Vec<(String, String)> {
+    kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()
+}
+
+impl Host for PluginState {
+    async fn send(&mut self, sandbox: String, req: Request) -> Result<Response, CapError> {
+        let backend = self.caps.admit(Capability::Http, &sandbox, Access::Read).map_err(CapError::Denied)?;
+        if !req.path.starts_with('/') {
+            return Err(CapError::Denied(format!("path '{}' must start with /", req.path)));
+        }
+        let limits = self.caps.limits;
+        let timeout = clamp_ms(req.timeout_ms, limits.http_default_timeout, limits.http_max_timeout);
+        let max_body = clamp_bytes(req.max_body, limits.output_default, limits.output_max);
+        let forwards = self.caps.forwards.clone();
+        let work = async {
+            let (stream, host) = open(backend.as_ref(), forwards, &sandbox, &req.route, timeout).await?;
+            let request = HttpRequest {
+                method: req.method,
+                path: req.path,
+                host,
+                headers: pairs(req.headers),
+                body: req.body,
+                max_body,
+            };
+            net::http::send(stream, &request, timeout).await.map_err(net_error)
+        };
+        let response = tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| CapError::Timeout(format!("http request exceeded {} ms", timeout.as_millis())))??;
+        Ok(Response {
+            status: response.status,
+            headers: response.headers.into_iter().map(|(key, value)| Kv { key, value }).collect(),
+            body: response.body,
+            truncated: response.truncated,
+        })
+    }
+
+    async fn websocket(&mut self, sandbox: String, req: WitWsRequest) -> Result<WsTranscript, CapError> {
+        let backend = self.caps.admit(Capability::Http, &sandbox, Access::Read).map_err(CapError::Denied)?;
+        if !req.path.starts_with('/') {
+            return Err(CapError::Denied(format!("path '{}' must start with /", req.path)));
+        }
+        let limits = self.caps.limits;
+        let timeout = clamp_ms(req.timeout_ms, limits.http_default_timeout, limits.http_max_timeout);
+        let forwards = self.caps.forwards.clone();
+        let work = async {
+            let (stream, host) = open(backend.as_ref(), forwards, &sandbox, &req.route, timeout).await?;
+            let request = WsRequest {
+                path: req.path,
+                host,
+                headers: pairs(req.headers),
+                steps: req
+                    .steps
+                    .into_iter()
+                    .map(|s| match s {
+                        WsStep::Send(text) => net::WsStep::Send(text),
+                        WsStep::Receive => net::WsStep::Receive,
+                    })
+                    .collect(),
+            };
+            net::ws::converse(stream, &request, timeout).await.map_err(net_error)
+        };
+        let t = tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| CapError::Timeout(format!("websocket exceeded {} ms", timeout.as_millis())))??;
+        Ok(WsTranscript {
+            upgrade_status: t.upgrade_status,
+            received: t.received,
+            close_code: t.close_code,
+            close_reason: t.close_reason,
+        })
+    }
+}

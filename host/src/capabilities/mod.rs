@@ -1,0 +1,299 @@
+//! The WIT imports, one module per capability, each bound to the single
+//! sandbox the instance was created for.
+//!
+//! Every call passes through [`CapContext::admit`]: the sandbox argument must
+//! be the bound target, the capability must be declared by the plugin, and
+//! mutating calls are allowed only inside `repair` (so `status` can never
+//! mutate, whatever the plugin does). Mutations are recorded for the report
+//! and written to the audit log.
+
+mod exec;
+mod files;
+mod forward;
+mod http;
+mod log;
+mod processes;
+mod spawn;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::{AuditLog, AuditRecord};
+use crate::backend::{Backend, BackendError};
+use crate::forward::ForwardRegistry;
+use crate::runtime::bindings::CapError;
+
+/// The capabilities a plugin can declare in `describe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Capability {
+    Exec,
+    Spawn,
+    Files,
+    Processes,
+    Http,
+    Forward,
+    Log,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 7] = [
+        Capability::Exec,
+        Capability::Spawn,
+        Capability::Files,
+        Capability::Processes,
+        Capability::Http,
+        Capability::Forward,
+        Capability::Log,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Exec => "exec",
+            Capability::Spawn => "spawn",
+            Capability::Files => "files",
+            Capability::Processes => "processes",
+            Capability::Http => "http",
+            Capability::Forward => "forward",
+            Capability::Log => "log",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// Which export is running; decides what may mutate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    Describe,
+    Probe,
+    Repair,
+}
+
+/// Whether a capability call changes the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Mutate,
+}
+
+/// One change made to a sandbox, for the report and the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Mutation {
+    pub capability: &'static str,
+    pub action: String,
+    pub detail: String,
+    pub result: String,
+}
+
+/// Host-side limits on capability calls.
+#[derive(Debug, Clone, Copy)]
+pub struct CapLimits {
+    pub exec_default_timeout: Duration,
+    pub exec_max_timeout: Duration,
+    pub output_default: usize,
+    pub output_max: usize,
+    pub read_default: usize,
+    pub read_max: usize,
+    pub http_default_timeout: Duration,
+    pub http_max_timeout: Duration,
+    pub list_default: usize,
+}
+
+impl Default for CapLimits {
+    fn default() -> Self {
+        Self {
+            exec_default_timeout: Duration::from_secs(10),
+            exec_max_timeout: Duration::from_secs(120),
+            output_default: 64 << 10,
+            output_max: 1 << 20,
+            read_default: 64 << 10,
+            read_max: 4 << 20,
+            http_default_timeout: Duration::from_secs(5),
+            http_max_timeout: Duration::from_secs(60),
+            list_default: 1024,
+        }
+    }
+}
+
+/// Everything the capabilities of one call need.
+pub struct CapContext {
+    pub backend: Option<Arc<dyn Backend>>,
+    /// The one sandbox this instance may touch.
+    pub sandbox: String,
+    pub plugin: String,
+    pub granted: HashSet<Capability>,
+    pub kind: CallKind,
+    /// The link being repaired, for the audit log.
+    pub link: Option<String>,
+    pub limits: CapLimits,
+    pub forwards: Option<Arc<ForwardRegistry>>,
+    pub audit: Option<Arc<AuditLog>>,
+    pub mutations: Vec<Mutation>,
+}
+
+impl CapContext {
+    /// `describe` gets nothing but logging: it must not do I/O.
+    pub fn for_describe(plugin: &str) -> Self {
+        Self {
+            backend: None,
+            sandbox: String::new(),
+            plugin: plugin.to_string(),
+            granted: HashSet::from([Capability::Log]),
+            kind: CallKind::Describe,
+            link: None,
+            limits: CapLimits::default(),
+            forwards: None,
+            audit: None,
+            mutations: Vec::new(),
+        }
+    }
+
+    /// Capabilities for a probe or repair of `sandbox`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_call(
+        backend: Arc<dyn Backend>,
+        sandbox: &str,
+        plugin: &str,
+        declared: &[String],
+        kind: CallKind,
+        link: Option<&str>,
+        forwards: Arc<ForwardRegistry>,
+        audit: Option<Arc<AuditLog>>,
+    ) -> Self {
+        let mut granted: HashSet<Capability> = declared.iter().filter_map(|c| Capability::parse(c)).collect();
+        granted.insert(Capability::Log);
+        Self {
+            backend: Some(backend),
+            sandbox: sandbox.to_string(),
+            plugin: plugin.to_string(),
+            granted,
+            kind,
+            link: link.map(str::to_string),
+            limits: CapLimits::default(),
+            forwards: Some(forwards),
+            audit,
+            mutations: Vec::new(),
+        }
+    }
+
+    /// May this call go ahead? Returns the backend to use.
+    pub fn admit(&self, cap: Capability, sandbox: &str, access: Access) -> Result<Arc<dyn Backend>, String> {
+        if sandbox != self.sandbox || self.sandbox.is_empty() {
+            return Err(format!(
+                "plugin {} is bound to sandbox '{}' and may not reach '{sandbox}'",
+                self.plugin, self.sandbox
+            ));
+        }
+        if !self.granted.contains(&cap) {
+            return Err(format!(
+                "plugin {} did not declare the '{}' capability in describe",
+                self.plugin,
+                cap.name()
+            ));
+        }
+        if access == Access::Mutate && self.kind != CallKind::Repair {
+            return Err(format!(
+                "{} may not mutate the sandbox during {}; only repair may",
+                cap.name(),
+                match self.kind {
+                    CallKind::Describe => "describe",
+                    CallKind::Probe => "probe",
+                    CallKind::Repair => "repair",
+                }
+            ));
+        }
+        self.backend
+            .clone()
+            .ok_or_else(|| format!("no backend is bound during {:?}", self.kind))
+    }
+
+    /// Remember a mutation and append it to the audit log.
+    pub fn record(&mut self, cap: Capability, action: impl Into<String>, detail: impl Into<String>, result: impl Into<String>) {
+        let mutation = Mutation {
+            capability: cap.name(),
+            action: action.into(),
+            detail: detail.into(),
+            result: result.into(),
+        };
+        tracing::info!(
+            plugin = %self.plugin,
+            sandbox = %self.sandbox,
+            link = self.link.as_deref().unwrap_or("-"),
+            capability = mutation.capability,
+            action = %mutation.action,
+            result = %mutation.result,
+            "mutation: {}",
+            mutation.detail
+        );
+        if let Some(audit) = &self.audit {
+            audit.append(&AuditRecord {
+                sandbox: &self.sandbox,
+                plugin: &self.plugin,
+                link: self.link.as_deref().unwrap_or("-"),
+                action: &format!("{}.{}", mutation.capability, mutation.action),
+                detail: &mutation.detail,
+                result: &mutation.result,
+            });
+        }
+        self.mutations.push(mutation);
+    }
+}
+
+/// Map a backend failure onto the common WIT error.
+pub(crate) fn cap_error(e: BackendError) -> CapError {
+    match e {
+        BackendError::Denied(m) => CapError::Denied(m),
+        BackendError::Timeout(m) => CapError::Timeout(m),
+        BackendError::Failed(m) => CapError::Failed(m),
+        other @ (BackendError::Unavailable(_)
+        | BackendError::SandboxMissing(_)
+        | BackendError::NotRunning { .. }
+        | BackendError::EngineUnreachable { .. }) => CapError::Unavailable(other.to_string()),
+        other @ (BackendError::NoSuchBinary(_) | BackendError::NoSuchUser(_)) => CapError::Failed(other.to_string()),
+    }
+}
+
+/// Clamp a plugin-requested duration: 0 means the default, and nothing
+/// exceeds the host maximum.
+pub(crate) fn clamp_ms(requested_ms: u32, default: Duration, max: Duration) -> Duration {
+    if requested_ms == 0 {
+        default
+    } else {
+        Duration::from_millis(requested_ms.into()).min(max)
+    }
+}
+
+/// Clamp a plugin-requested byte count the same way.
+pub(crate) fn clamp_bytes(requested: u32, default: usize, max: usize) -> usize {
+    if requested == 0 { default } else { (requested as usize).min(max) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_means_default_and_requests_are_capped() {
+        let d = Duration::from_secs(10);
+        let m = Duration::from_secs(120);
+        assert_eq!(clamp_ms(0, d, m), d);
+        assert_eq!(clamp_ms(500, d, m), Duration::from_millis(500));
+        assert_eq!(clamp_ms(u32::MAX, d, m), m);
+        assert_eq!(clamp_bytes(0, 64, 1024), 64);
+        assert_eq!(clamp_bytes(5000, 64, 1024), 1024);
+    }
+
+    #[test]
+    fn capability_names_round_trip() {
+        for cap in Capability::ALL {
+            assert_eq!(Capability::parse(cap.name()), Some(cap));
+        }
+        assert_eq!(Capability::parse("network"), None);
+    }
+}
+
+// The shared types interface has no functions, only the trait to satisfy.
+impl crate::runtime::bindings::runner::plugin::types::Host for crate::runtime::state::PluginState {}

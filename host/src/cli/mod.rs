@@ -1,0 +1,131 @@
+//! The command line (DESIGN §8). Parsing and output live here; everything
+//! else is library code.
+
+pub mod exit;
+mod plugin_cmd;
+mod progress;
+mod run_cmd;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "runner", version, about = "Probe every link of an AI-agent sandbox, repair only what is broken, prove the result")]
+pub struct Cli {
+    /// Log filter (tracing env-filter syntax), e.g. `info`, `runner=debug`.
+    #[arg(long, global = true, env = "RUNNER_LOG", default_value = "warn")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Probe, repair what is broken in dependency order, verify, report.
+    Recover(RunArgs),
+    /// Probe only; never mutates.
+    Status(RunArgs),
+    /// Inspect plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// List the built-in plugins.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a plugin's links, settings, capabilities and hash.
+    Inspect {
+        /// A built-in name (e.g. `openclaw`) or a path to a .wasm component.
+        plugin: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    Docker,
+    Local,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A built-in plugin name (`openclaw`, `hermes`) or a path to a .wasm component.
+    #[arg(long)]
+    pub plugin: String,
+    /// The sandbox: a container name or id (docker), any label (local).
+    #[arg(long)]
+    pub sandbox: String,
+    #[arg(long, value_enum, default_value = "docker")]
+    pub backend: BackendKind,
+    /// Override a plugin setting (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print the plan; mutate nothing (recover only).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON object (schema runner.report/v1).
+    #[arg(long)]
+    pub json: bool,
+    /// Overall deadline, e.g. `60s`, `2m`, `500ms`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `500ms`, `60s`, `2m`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 60s, 2m or 500ms"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("'{text}': unit must be ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
+        return Err(format!("'{text}' must be between 1ms and 24h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub async fn main(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Recover(args) => run_cmd::run(args, true).await,
+        Command::Status(args) => run_cmd::run(args, false).await,
+        Command::Plugin(PluginCommand::List { json }) => plugin_cmd::list(json).await,
+        Command::Plugin(PluginCommand::Inspect { plugin, json }) => plugin_cmd::inspect(&plugin, json).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_common_units() {
+        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,432 @@
+//! The recovery engine: probe → plan → repair one link → re-probe → … →
+//! bounded verification → report.
+//!
+//! The engine owns the built-in `sandbox` link (is the container running?)
+//! and drives the plugin for everything after it. It never sleeps for a fixed
+//! time: verification polls with backoff until the repaired link is proven
+//! healthy or the run's deadline passes.
+
+pub mod backoff;
+pub mod lock;
+pub mod plan;
+pub mod report;
+mod sandbox_link;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::audit::AuditLog;
+use crate::backend::Backend;
+use crate::capabilities::{CallKind, CapContext, Mutation};
+use crate::forward::ForwardRegistry;
+use crate::runtime::bindings::{Health, Kv, LinkReport, RepairOutcome, Target};
+use crate::runtime::errors::PluginFault;
+use crate::runtime::{Plugin, Runtime};
+use crate::settings::{self, SettingsError};
+
+use self::backoff::Backoff;
+use self::plan::Step;
+use self::report::{Action, LinkEntry, Mode, Outcome, PluginRef, Report, State, evidence_map};
+use self::sandbox_link::SandboxCheck;
+
+/// Longest single probe; the overall deadline usually bounds it first.
+const PROBE_DEADLINE: Duration = Duration::from_secs(30);
+/// Longest single repair call.
+const REPAIR_DEADLINE: Duration = Duration::from_secs(90);
+
+/// Shows what a long run is waiting for (a spinner on a terminal).
+pub trait Progress: Send + Sync {
+    fn phase(&self, text: &str);
+    fn done(&self) {}
+}
+
+/// Progress that shows nothing (JSON output, tests).
+pub struct Quiet;
+impl Progress for Quiet {
+    fn phase(&self, _text: &str) {}
+}
+
+/// Everything a run needs besides the plugin.
+pub struct Engine<'a> {
+    pub runtime: &'a Runtime,
+    pub backend: Arc<dyn Backend>,
+    pub forwards: Arc<ForwardRegistry>,
+    pub audit: Option<Arc<AuditLog>>,
+    pub progress: &'a dyn Progress,
+}
+
+/// A run that could not start: bad configuration, nothing touched (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+}
+
+/// What one run is asked to do.
+pub struct RunRequest<'a> {
+    pub plugin: &'a Plugin,
+    pub sandbox: &'a str,
+    pub mode: Mode,
+    pub cli_settings: &'a [(String, String)],
+    pub timeout: Duration,
+}
+
+/// Per-link bookkeeping while a run progresses.
+struct Ledger {
+    before: HashMap<String, State>,
+    action: HashMap<String, Action>,
+    ms: HashMap<String, u64>,
+}
+
+impl Engine<'_> {
+    pub async fn run(&self, req: RunRequest<'_>) -> Result<Report, RunError> {
+        let started = Instant::now();
+        let deadline = started + req.timeout;
+        let mut mutations: Vec<Mutation> = Vec::new();
+        let mut report = Report {
+            schema: report::SCHEMA,
+            sandbox: req.sandbox.to_string(),
+            backend: self.backend.kind().to_string(),
+            plugin: PluginRef {
+                name: req.plugin.info.name.clone(),
+                version: req.plugin.info.version.clone(),
+                sha256: req.plugin.sha256.clone(),
+            },
+            mode: req.mode,
+            outcome: Outcome::Unknown,
+            links: Vec::new(),
+            mutations: Vec::new(),
+            duration_ms: 0,
+            failing_layer: None,
+            message: None,
+            plan: None,
+        };
+
+        // 1. The built-in sandbox link.
+        self.progress.phase("inspecting sandbox");
+        let check = sandbox_link::check(self, &req, deadline, &mut mutations).await;
+        let labels = match check {
+            SandboxCheck::Ready { entry, labels } => {
+                report.links.push(entry);
+                labels
+            }
+            SandboxCheck::Stop { entry, outcome, message, plan } => {
+                report.failing_layer = (outcome != Outcome::Healthy).then(|| entry.id.clone());
+                report.links.push(entry);
+                report.outcome = outcome;
+                report.message = Some(message);
+                report.plan = plan;
+                return Ok(self.finish(report, mutations, started));
+            }
+        };
+
+        // Settings are resolved only now (labels come from the sandbox), but
+        // still before anything of the plugin's runs.
+        let from_labels = settings::from_labels(&req.plugin.info.settings, &labels);
+        let resolved = settings::resolve(&req.plugin.info.name, &req.plugin.info.settings, &[&from_labels, req.cli_settings])?;
+        let target = Target {
+            sandbox: req.sandbox.to_string(),
+            backend: self.backend.kind().to_string(),
+            settings: resolved,
+        };
+
+        // 2. First probe.
+        self.progress.phase("probing");
+        let first = match self.probe(req.plugin, &target, deadline, &mut mutations).await {
+            Ok(Ok(reports)) => reports,
+            Ok(Err(message)) => {
+                report.links.extend(unknown_links(req.plugin, &message));
+                report.outcome = Outcome::Unknown;
+                report.message = Some(format!("probe could not run: {message}"));
+                return Ok(self.finish(report, mutations, started));
+            }
+            Err(fault) => return Ok(self.fault(report, mutations, started, fault)),
+        };
+        let mut ledger = Ledger {
+            before: first.iter().map(|r| (r.id.clone(), State::from(r.health))).collect(),
+            action: HashMap::new(),
+            ms: HashMap::new(),
+        };
+        let mut current = first;
+
+        match req.mode {
+            Mode::Status => {
+                let (outcome, layer) = verdict(req.plugin, &current);
+                report.outcome = outcome;
+                report.failing_layer = layer;
+            }
+            Mode::DryRun => {
+                let (planned, stop) = plan::dry_run_plan(&req.plugin.info.links, &current);
+                report.outcome = if planned.is_empty() && stop.is_none() { Outcome::Healthy } else { verdict(req.plugin, &current).0 };
+                if let Some(stop) = stop {
+                    let (layer, message) = describe_stop(&stop);
+                    report.failing_layer = Some(layer);
+                    report.message = Some(message);
+                }
+                report.plan = Some(planned);
+            }
+            Mode::Recover => {
+                match self.recover(&req, &target, deadline, &mut current, &mut ledger, &mut mutations, &mut report).await {
+                    Ok(()) => {}
+                    Err(fault) => {
+                        report.links.extend(link_entries(req.plugin, &current, &ledger));
+                        return Ok(self.fault(report, mutations, started, fault));
+                    }
+                }
+            }
+        }
+        report.links.extend(link_entries(req.plugin, &current, &ledger));
+        Ok(self.finish(report, mutations, started))
+    }
+
+    /// The repair loop. Sets outcome, failing layer and message on `report`.
+    #[allow(clippy::too_many_arguments)]
+    async fn recover(
+        &self,
+        req: &RunRequest<'_>,
+        target: &Target,
+        deadline: Instant,
+        current: &mut Vec<LinkReport>,
+        ledger: &mut Ledger,
+        mutations: &mut Vec<Mutation>,
+        report: &mut Report,
+    ) -> Result<(), PluginFault> {
+        let mut attempted = HashSet::new();
+        // Each link is repaired at most once, so the loop is bounded by the
+        // number of links; the extra pass sees the final state.
+        for _ in 0..=req.plugin.info.links.len() {
+            let step = plan::next_step(&req.plugin.info.links, current, &attempted);
+            let link = match step {
+                Step::Done => {
+                    report.outcome = if mutations.is_empty() { Outcome::Healthy } else { Outcome::Recovered };
+                    return Ok(());
+                }
+                Step::Repair(link) => link,
+                stop => {
+                    let (layer, message) = describe_stop(&stop);
+                    report.outcome = if matches!(stop, Step::Unknown { .. }) { Outcome::Unknown } else { Outcome::Broken };
+                    report.failing_layer = Some(layer);
+                    report.message = Some(message);
+                    mark_skipped(req.plugin, current, ledger, report.failing_layer.as_deref());
+                    return Ok(());
+                }
+            };
+            if Instant::now() >= deadline {
+                report.outcome = Outcome::Broken;
+                report.failing_layer = Some(link.clone());
+                report.message = Some(format!("overall deadline of {} s passed before repairing {link}", req.timeout.as_secs()));
+                return Ok(());
+            }
+            attempted.insert(link.clone());
+            let link_started = Instant::now();
+            self.progress.phase(&format!("repairing {link}"));
+            let caps = self.caps(req.plugin, &target.sandbox, CallKind::Repair, Some(&link));
+            let budget = remaining(deadline).min(REPAIR_DEADLINE);
+            let (outcome, caps) = self.runtime.repair(req.plugin, target.clone(), &link, caps, budget).await;
+            mutations.extend(caps.mutations);
+            let outcome = outcome?;
+            let stop_with = |action: Action, message: String, ledger: &mut Ledger, report: &mut Report| {
+                ledger.action.insert(link.clone(), action);
+                ledger.ms.insert(link.clone(), link_started.elapsed().as_millis() as u64);
+                report.outcome = Outcome::Broken;
+                report.failing_layer = Some(link.clone());
+                report.message = Some(message);
+            };
+            match outcome {
+                RepairOutcome::Refused(why) => {
+                    stop_with(Action::Refused, format!("{link}: repair refused: {why}"), ledger, report);
+                    mark_skipped(req.plugin, current, ledger, Some(&link));
+                    return Ok(());
+                }
+                RepairOutcome::Failed(why) => {
+                    stop_with(Action::Failed, format!("{link}: repair failed: {why}"), ledger, report);
+                    mark_skipped(req.plugin, current, ledger, Some(&link));
+                    return Ok(());
+                }
+                RepairOutcome::Repaired(_) | RepairOutcome::NotNeeded(_) => {}
+            }
+            // Prove it: poll until this link is healthy or time runs out.
+            self.progress.phase(&format!("verifying {link}"));
+            *current = self.verify(req.plugin, target, &link, deadline, mutations).await?;
+            let healthy = health_of(current, &link) == Health::Healthy;
+            ledger.action.insert(link.clone(), if healthy { Action::Repaired } else { Action::Failed });
+            ledger.ms.insert(link.clone(), link_started.elapsed().as_millis() as u64);
+        }
+        let (outcome, layer) = verdict(req.plugin, current);
+        report.outcome = if outcome == Outcome::Healthy && !mutations.is_empty() { Outcome::Recovered } else { outcome };
+        report.failing_layer = layer;
+        Ok(())
+    }
+
+    /// Re-probe with backoff until `link` is healthy or the deadline passes;
+    /// returns the last probe.
+    async fn verify(
+        &self,
+        plugin: &Plugin,
+        target: &Target,
+        link: &str,
+        deadline: Instant,
+        mutations: &mut Vec<Mutation>,
+    ) -> Result<Vec<LinkReport>, PluginFault> {
+        let mut backoff = Backoff::verify();
+        loop {
+            let reports = match self.probe(plugin, target, deadline, mutations).await? {
+                Ok(r) => r,
+                Err(message) => unknown_reports(plugin, &message),
+            };
+            if health_of(&reports, link) == Health::Healthy {
+                return Ok(reports);
+            }
+            match backoff.next_delay(remaining(deadline)) {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => return Ok(reports),
+            }
+        }
+    }
+
+    async fn probe(
+        &self,
+        plugin: &Plugin,
+        target: &Target,
+        deadline: Instant,
+        mutations: &mut Vec<Mutation>,
+    ) -> Result<Result<Vec<LinkReport>, String>, PluginFault> {
+        let caps = self.caps(plugin, &target.sandbox, CallKind::Probe, None);
+        let budget = remaining(deadline).clamp(Duration::from_millis(500), PROBE_DEADLINE);
+        let (result, caps) = self.runtime.probe(plugin, target.clone(), caps, budget).await;
+        // Probes cannot mutate (the host denies it); keep anything recorded
+        // anyway so the report would show a violation.
+        mutations.extend(caps.mutations);
+        result
+    }
+
+    fn caps(&self, plugin: &Plugin, sandbox: &str, kind: CallKind, link: Option<&str>) -> CapContext {
+        CapContext::for_call(
+            self.backend.clone(),
+            sandbox,
+            plugin.name(),
+            &plugin.info.capabilities,
+            kind,
+            link,
+            self.forwards.clone(),
+            self.audit.clone(),
+        )
+    }
+
+    fn fault(&self, mut report: Report, mutations: Vec<Mutation>, started: Instant, fault: PluginFault) -> Report {
+        report.outcome = Outcome::PluginFault;
+        report.message = Some(fault.to_string());
+        self.finish(report, mutations, started)
+    }
+
+    fn finish(&self, mut report: Report, mutations: Vec<Mutation>, started: Instant) -> Report {
+        self.progress.done();
+        report.mutations = mutations;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        report
+    }
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+fn health_of(reports: &[LinkReport], link: &str) -> Health {
+    reports.iter().find(|r| r.id == link).map_or(Health::Unknown, |r| r.health)
+}
+
+/// Outcome of a probe without repairs: the first broken link in chain order
+/// makes it broken, else the first unknown makes it unknown.
+fn verdict(plugin: &Plugin, reports: &[LinkReport]) -> (Outcome, Option<String>) {
+    let first = |h: Health| {
+        plugin
+            .info
+            .links
+            .iter()
+            .find(|l| health_of(reports, &l.id) == h)
+            .map(|l| l.id.clone())
+    };
+    if let Some(link) = first(Health::Broken) {
+        (Outcome::Broken, Some(link))
+    } else if let Some(link) = first(Health::Unknown) {
+        (Outcome::Unknown, Some(link))
+    } else {
+        (Outcome::Healthy, None)
+    }
+}
+
+fn describe_stop(step: &Step) -> (String, String) {
+    match step {
+        Step::Blocked { link, reason } => (link.clone(), format!("{link}: {reason}")),
+        Step::Unknown { link } => (
+            link.clone(),
+            format!("{link}: health unknown; nothing downstream was touched"),
+        ),
+        Step::Done | Step::Repair(_) => (String::new(), String::new()),
+    }
+}
+
+/// Broken links after the failing layer were not attempted.
+fn mark_skipped(plugin: &Plugin, reports: &[LinkReport], ledger: &mut Ledger, failing: Option<&str>) {
+    let mut after = false;
+    for link in &plugin.info.links {
+        if Some(link.id.as_str()) == failing {
+            after = true;
+            continue;
+        }
+        if after && health_of(reports, &link.id) != Health::Healthy {
+            ledger.action.entry(link.id.clone()).or_insert(Action::Skipped);
+        }
+    }
+}
+
+fn link_entries(plugin: &Plugin, reports: &[LinkReport], ledger: &Ledger) -> Vec<LinkEntry> {
+    plugin
+        .info
+        .links
+        .iter()
+        .map(|spec| {
+            let report = reports.iter().find(|r| r.id == spec.id);
+            let after = report.map_or(State::Unknown, |r| State::from(r.health));
+            LinkEntry {
+                id: spec.id.clone(),
+                before: ledger.before.get(&spec.id).copied().unwrap_or(State::Unknown),
+                action: ledger.action.get(&spec.id).copied().unwrap_or(Action::None),
+                after,
+                summary: report.map_or_else(|| "not probed".into(), |r| r.summary.clone()),
+                evidence: evidence_map(
+                    report
+                        .map(|r| r.evidence.iter().map(|Kv { key, value }| (key.clone(), value.clone())).collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                ),
+                ms: ledger.ms.get(&spec.id).copied().unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
+fn unknown_reports(plugin: &Plugin, message: &str) -> Vec<LinkReport> {
+    plugin
+        .info
+        .links
+        .iter()
+        .map(|l| LinkReport {
+            id: l.id.clone(),
+            health: Health::Unknown,
+            summary: format!("probe could not run: {message}"),
+            evidence: vec![],
+            repairable: false,
+        })
+        .collect()
+}
+
+fn unknown_links(plugin: &Plugin, message: &str) -> Vec<LinkEntry> {
+    let reports = unknown_reports(plugin, message);
+    let ledger = Ledger {
+        before: HashMap::new(),
+        action: HashMap::new(),
+        ms: HashMap::new(),
+    };
+    link_entries(plugin, &reports, &ledger)
+}

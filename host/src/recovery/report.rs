@@ -1,0 +1,256 @@
+//! The report of one `status`/`recover` run: schema `runner.report/v1`
+//! (DESIGN §8), printed as JSON with `--json` or as one line per link.
+
+use serde::Serialize;
+
+use crate::capabilities::Mutation;
+use crate::runtime::bindings::Health;
+
+pub const SCHEMA: &str = "runner.report/v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Status,
+    Recover,
+    DryRun,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Healthy,
+    Recovered,
+    Broken,
+    Unknown,
+    PluginFault,
+}
+
+impl Outcome {
+    /// Exit code of the CLI contract.
+    pub fn exit_code(self) -> u8 {
+        use crate::cli::exit;
+        match self {
+            Outcome::Healthy | Outcome::Recovered => exit::HEALTHY,
+            Outcome::Broken => exit::BROKEN,
+            Outcome::Unknown => exit::UNKNOWN,
+            Outcome::PluginFault => exit::PLUGIN_FAULT,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Healthy,
+    Broken,
+    Unknown,
+}
+
+impl From<Health> for State {
+    fn from(h: Health) -> Self {
+        match h {
+            Health::Healthy => State::Healthy,
+            Health::Broken => State::Broken,
+            Health::Unknown => State::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    None,
+    Repaired,
+    Failed,
+    Refused,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkEntry {
+    pub id: String,
+    pub before: State,
+    pub action: Action,
+    pub after: State,
+    pub summary: String,
+    pub evidence: serde_json::Map<String, serde_json::Value>,
+    pub ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginRef {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub sandbox: String,
+    pub backend: String,
+    pub plugin: PluginRef,
+    pub mode: Mode,
+    pub outcome: Outcome,
+    pub links: Vec<LinkEntry>,
+    pub mutations: Vec<Mutation>,
+    pub duration_ms: u64,
+    /// The link that stopped the run, when it did not end healthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_layer: Option<String>,
+    /// One line: why the run ended where it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// For `dry-run`: links a recover would repair, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Vec<String>>,
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report serializes")
+    }
+
+    /// One line per link with state and timing, then the verdict.
+    pub fn to_human(&self) -> String {
+        let mut out = format!(
+            "{} {} on {} ({}) — plugin {} {}\n",
+            match self.mode {
+                Mode::Status => "status",
+                Mode::Recover => "recover",
+                Mode::DryRun => "dry-run",
+            },
+            self.sandbox,
+            self.backend,
+            self.plugin.sha256.get(..12).unwrap_or(""),
+            self.plugin.name,
+            self.plugin.version,
+        );
+        for link in &self.links {
+            let transition = if link.before == link.after && link.action == Action::None {
+                format!("{:?}", link.after).to_lowercase()
+            } else {
+                format!("{:?} -> {:?}", link.before, link.after).to_lowercase()
+            };
+            let action = match link.action {
+                Action::None => String::new(),
+                other => format!(" [{}]", format!("{other:?}").to_lowercase()),
+            };
+            out.push_str(&format!(
+                "  {mark} {:<10} {:<19} {:>6} ms{action}  {}\n",
+                link.id,
+                transition,
+                link.ms,
+                link.summary,
+                mark = match link.after {
+                    State::Healthy => "✓",
+                    State::Broken => "✗",
+                    State::Unknown => "?",
+                }
+            ));
+        }
+        if let Some(plan) = &self.plan {
+            if plan.is_empty() {
+                out.push_str("  plan: nothing to repair\n");
+            } else {
+                out.push_str(&format!("  plan: repair {}\n", plan.join(" → ")));
+            }
+        }
+        out.push_str(&format!(
+            "{} in {} ms, {} mutation(s)",
+            format!("{:?}", self.outcome).to_lowercase().replace("pluginfault", "plugin fault"),
+            self.duration_ms,
+            self.mutations.len()
+        ));
+        if let Some(layer) = &self.failing_layer {
+            out.push_str(&format!("; failing layer: {layer}"));
+        }
+        if let Some(message) = &self.message {
+            out.push_str(&format!("\n  {message}"));
+        }
+        out.push('\n');
+        out
+    }
+}
+
+/// Evidence pairs as a JSON object (later duplicates win).
+pub fn evidence_map(pairs: impl IntoIterator<Item = (String, String)>) -> serde_json::Map<String, serde_json::Value> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        Report {
+            schema: SCHEMA,
+            sandbox: "s1".into(),
+            backend: "docker".into(),
+            plugin: PluginRef {
+                name: "openclaw".into(),
+                version: "0.1.0".into(),
+                sha256: "ab".repeat(32),
+            },
+            mode: Mode::Recover,
+            outcome: Outcome::Recovered,
+            links: vec![LinkEntry {
+                id: "gateway".into(),
+                before: State::Broken,
+                action: Action::Repaired,
+                after: State::Healthy,
+                summary: "pid 42 serving".into(),
+                evidence: evidence_map([("pid".to_string(), "42".to_string())]),
+                ms: 812,
+            }],
+            mutations: vec![],
+            duration_ms: 900,
+            failing_layer: None,
+            message: None,
+            plan: None,
+        }
+    }
+
+    #[test]
+    fn json_follows_the_v1_schema() {
+        let v: serde_json::Value = serde_json::from_str(&report().to_json()).unwrap();
+        assert_eq!(v["schema"], "runner.report/v1");
+        assert_eq!(v["mode"], "recover");
+        assert_eq!(v["outcome"], "recovered");
+        assert_eq!(v["plugin"]["name"], "openclaw");
+        assert_eq!(v["links"][0]["before"], "broken");
+        assert_eq!(v["links"][0]["action"], "repaired");
+        assert_eq!(v["links"][0]["after"], "healthy");
+        assert_eq!(v["links"][0]["evidence"]["pid"], "42");
+        assert!(v["mutations"].as_array().unwrap().is_empty());
+        assert!(v.get("failing_layer").is_none());
+        let mut dry = report();
+        dry.mode = Mode::DryRun;
+        dry.outcome = Outcome::PluginFault;
+        let v: serde_json::Value = serde_json::from_str(&dry.to_json()).unwrap();
+        assert_eq!(v["mode"], "dry-run");
+        assert_eq!(v["outcome"], "plugin-fault");
+    }
+
+    #[test]
+    fn human_output_has_one_line_per_link_and_a_verdict() {
+        let text = report().to_human();
+        assert!(text.contains("gateway"), "{text}");
+        assert!(text.contains("broken -> healthy"), "{text}");
+        assert!(text.contains("[repaired]"), "{text}");
+        assert!(text.trim_end().ends_with("recovered in 900 ms, 0 mutation(s)"), "{text}");
+    }
+
+    #[test]
+    fn exit_codes_follow_the_contract() {
+        assert_eq!(Outcome::Healthy.exit_code(), 0);
+        assert_eq!(Outcome::Recovered.exit_code(), 0);
+        assert_eq!(Outcome::Broken.exit_code(), 1);
+        assert_eq!(Outcome::Unknown.exit_code(), 3);
+        assert_eq!(Outcome::PluginFault.exit_code(), 4);
+    }
+}

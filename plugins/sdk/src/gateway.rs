@@ -1,0 +1,734 @@
+//! The `gateway` link shared by agent plugins: find the gateway process,
+//! decide whether it serves (identity + listener ownership + HTTP health),
+//! retire an old one by identity, and launch a new one.
+//!
+//! The decision ([`assess`]) is pure and works on an [`Observation`], so
+//! every verdict is unit-tested without a sandbox.
+
+use crate::checks::HttpProbe;
+use crate::process;
+use crate::{CapError, Listener, ProcessId, ProcessInfo, RepairOutcome, Report, Sandbox, Signal};
+use std::time::{Duration, Instant};
+
+/// What the plugin knows about its gateway.
+pub struct GatewaySpec<'a> {
+    /// Sandbox port the gateway listens on.
+    pub port: u16,
+    /// Liveness path, e.g. `/health`.
+    pub health_path: &'a str,
+    /// HTTP codes that prove liveness (200 and 401 for both agents).
+    pub ok_codes: &'a [u16],
+    pub health_timeout_ms: u32,
+    /// A gateway younger than this without a listener is still starting.
+    pub start_grace_secs: f64,
+    /// Recognises a gateway process by its command line.
+    pub is_gateway: &'a dyn Fn(&ProcessInfo) -> bool,
+}
+
+/// Everything the probe saw.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub procs: Vec<ProcessInfo>,
+    /// Listeners on the gateway port only.
+    pub listeners: Vec<Listener>,
+    /// Result of the health request, when one was made.
+    pub http: Option<HttpProbe>,
+    /// Whether the health request timed out (a frozen gateway accepts TCP
+    /// connections but never answers).
+    pub http_timed_out: bool,
+    /// Seconds since boot, when readable.
+    pub uptime: Option<f64>,
+}
+
+/// The verdict on the gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Healthy { pid: u32, start_time: u64, code: u16 },
+    /// No gateway process and nothing on the port.
+    NotRunning,
+    /// Something that is not the gateway holds the port.
+    Foreign { owner: String },
+    /// A gateway process without a listener, younger than the grace period.
+    Starting { pid: u32, age_secs: f64 },
+    /// A gateway process that does not serve: no listener, stopped, health
+    /// timing out or answering with a bad code.
+    NotServing { pid: u32, why: String },
+    /// Cannot be decided.
+    Undecided { why: String },
+}
+
+impl Verdict {
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, Verdict::Healthy { .. })
+    }
+}
+
+/// Gateway processes in `procs` (live, matched by `is_gateway`), oldest first.
+pub fn gateways<'p>(procs: &'p [ProcessInfo], is_gateway: &dyn Fn(&ProcessInfo) -> bool) -> Vec<&'p ProcessInfo> {
+    let mut v: Vec<&ProcessInfo> = procs.iter().filter(|p| !process::is_exited(p) && is_gateway(p)).collect();
+    v.sort_by_key(|p| (p.id.start_time, p.id.pid));
+    v
+}
+
+/// Who owns a listener, from the gateway's point of view.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Owner<'p> {
+    /// A gateway process (or a child of one).
+    Gateway(&'p ProcessInfo),
+    Other(String),
+    Unknown,
+}
+
+pub fn listener_owner<'p>(
+    l: &Listener,
+    procs: &'p [ProcessInfo],
+    is_gateway: &dyn Fn(&ProcessInfo) -> bool,
+) -> Owner<'p> {
+    let Some(id) = l.owner else { return Owner::Unknown };
+    let Some(p) = process::by_id(procs, id) else {
+        return Owner::Other(format!("pid {} (exited)", id.pid));
+    };
+    if is_gateway(p) {
+        return Owner::Gateway(p);
+    }
+    // A worker child of the gateway holding the socket still is the gateway.
+    let mut cur = p.ppid;
+    for _ in 0..64 {
+        match process::by_pid(procs, cur) {
+            Some(parent) if is_gateway(parent) => return Owner::Gateway(parent),
+            Some(parent) if parent.ppid != 0 && parent.ppid != cur => cur = parent.ppid,
+            _ => break,
+        }
+    }
+    Owner::Other(process::describe(p))
+}
+
+/// Decide. `obs.http` is only consulted when a gateway owns the port.
+pub fn assess(spec: &GatewaySpec<'_>, obs: &Observation) -> Verdict {
+    let gws = gateways(&obs.procs, spec.is_gateway);
+    let owners: Vec<Owner<'_>> = obs.listeners.iter().map(|l| listener_owner(l, &obs.procs, spec.is_gateway)).collect();
+    let serving = owners.iter().find_map(|o| match o {
+        Owner::Gateway(p) => Some(*p),
+        _ => None,
+    });
+    let foreign = owners.iter().find_map(|o| match o {
+        Owner::Other(d) => Some(d.clone()),
+        _ => None,
+    });
+    let unknown_owner = owners.iter().any(|o| *o == Owner::Unknown);
+
+    let Some(gw) = serving else {
+        if let Some(owner) = foreign {
+            return Verdict::Foreign { owner };
+        }
+        if unknown_owner {
+            return Verdict::Undecided {
+                why: format!("port {} is held by a process the host could not identify", spec.port),
+            };
+        }
+        let Some(gw) = gws.last() else { return Verdict::NotRunning };
+        if process::is_stopped(gw) {
+            return Verdict::NotServing {
+                pid: gw.id.pid,
+                why: format!("gateway {} is stopped (state {}) and has no listener", process::describe(gw), gw.state),
+            };
+        }
+        return match obs.uptime.map(|u| process::age_secs(gw.id.start_time, u)) {
+            Some(age) if age < spec.start_grace_secs => Verdict::Starting { pid: gw.id.pid, age_secs: age },
+            Some(age) => Verdict::NotServing {
+                pid: gw.id.pid,
+                why: format!(
+                    "gateway {} is alive for {age:.0} s but has no listener on port {} (wedged)",
+                    process::describe(gw),
+                    spec.port
+                ),
+            },
+            None => Verdict::Undecided {
+                why: format!(
+                    "gateway {} has no listener on port {} and its age is unknown (cannot tell starting from wedged)",
+                    process::describe(gw),
+                    spec.port
+                ),
+            },
+        };
+    };
+
+    if process::is_stopped(gw) {
+        return Verdict::NotServing {
+            pid: gw.id.pid,
+            why: format!("gateway {} is stopped (state {}): it holds the port but cannot answer", process::describe(gw), gw.state),
+        };
+    }
+    match &obs.http {
+        Some(HttpProbe::Accepted(code)) => Verdict::Healthy {
+            pid: gw.id.pid,
+            start_time: gw.id.start_time,
+            code: *code,
+        },
+        Some(HttpProbe::Rejected(code)) => Verdict::NotServing {
+            pid: gw.id.pid,
+            why: format!("GET {} answered HTTP {code}", spec.health_path),
+        },
+        Some(HttpProbe::NoAnswer(e)) if obs.http_timed_out => Verdict::NotServing {
+            pid: gw.id.pid,
+            why: format!(
+                "gateway {} owns port {} but GET {} timed out after {} ms (frozen): {e}",
+                process::describe(gw),
+                spec.port,
+                spec.health_path,
+                spec.health_timeout_ms
+            ),
+        },
+        Some(HttpProbe::NoAnswer(e)) => Verdict::Undecided {
+            why: format!("GET {} on port {} failed: {e}", spec.health_path, spec.port),
+        },
+        None => Verdict::Undecided {
+            why: "health was not checked".into(),
+        },
+    }
+}
+
+/// Gather an observation. `Err` when the process table or listeners cannot
+/// be read.
+pub fn observe(sandbox: &Sandbox, spec: &GatewaySpec<'_>) -> Result<Observation, String> {
+    let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
+    let listeners: Vec<Listener> = sandbox
+        .listeners()
+        .map_err(|e| format!("cannot list listeners: {e}"))?
+        .into_iter()
+        .filter(|l| l.port == spec.port)
+        .collect();
+    let gateway_listens = listeners
+        .iter()
+        .any(|l| matches!(listener_owner(l, &procs, spec.is_gateway), Owner::Gateway(_)));
+    let (http, http_timed_out) = if gateway_listens {
+        match sandbox.http_get(spec.port, spec.health_path, spec.health_timeout_ms) {
+            Ok(r) if spec.ok_codes.contains(&r.status) => (Some(HttpProbe::Accepted(r.status)), false),
+            Ok(r) => (Some(HttpProbe::Rejected(r.status)), false),
+            Err(e) => {
+                let timed_out = matches!(e, CapError::Timeout(_));
+                (Some(HttpProbe::NoAnswer(e.to_string())), timed_out)
+            }
+        }
+    } else {
+        (None, false)
+    };
+    Ok(Observation {
+        procs,
+        listeners,
+        http,
+        http_timed_out,
+        uptime: uptime(sandbox),
+    })
+}
+
+/// Seconds since boot, from the sandbox's `/proc/uptime`.
+pub fn uptime(sandbox: &Sandbox) -> Option<f64> {
+    sandbox.read("/proc/uptime", 256).ok().and_then(|d| process::parse_uptime(&d))
+}
+
+/// Turn a verdict into the link report.
+pub fn report(link: &str, spec: &GatewaySpec<'_>, obs: &Observation, verdict: &Verdict) -> Report {
+    let r = match verdict {
+        Verdict::Healthy { pid, code, .. } => Report::healthy(
+            link,
+            format!("gateway pid {pid} listens on port {} and {} answers {code}", spec.port, spec.health_path),
+        ),
+        Verdict::NotRunning => {
+            Report::broken(link, format!("no gateway process and nothing listens on port {}", spec.port)).repairable()
+        }
+        Verdict::Foreign { owner } => Report::broken(
+            link,
+            format!("port {} is held by {owner}, which is not the gateway; refusing to touch it", spec.port),
+        ),
+        Verdict::Starting { pid, age_secs } => Report::unknown(
+            link,
+            format!("gateway pid {pid} started {age_secs:.0} s ago and does not listen on port {} yet", spec.port),
+        ),
+        Verdict::NotServing { why, .. } => Report::broken(link, why.clone()).repairable(),
+        Verdict::Undecided { why } => Report::unknown(link, why.clone()),
+    };
+    evidence(r, spec, obs)
+}
+
+fn evidence(mut r: Report, spec: &GatewaySpec<'_>, obs: &Observation) -> Report {
+    r = r.evidence("port", spec.port);
+    for gw in gateways(&obs.procs, spec.is_gateway) {
+        r = r
+            .evidence("pid", gw.id.pid)
+            .evidence("start-time", gw.id.start_time)
+            .evidence("state", &gw.state)
+            .evidence("cmdline", process::display(gw));
+        if let Some(u) = obs.uptime {
+            r = r.evidence("age-s", format!("{:.0}", process::age_secs(gw.id.start_time, u)));
+        }
+    }
+    for l in &obs.listeners {
+        let owner = match listener_owner(l, &obs.procs, spec.is_gateway) {
+            Owner::Gateway(p) => format!("gateway pid {}", p.id.pid),
+            Owner::Other(d) => d,
+            Owner::Unknown => "unknown".into(),
+        };
+        r = r.evidence("listener", format!("{}:{} owner {owner}", l.address, l.port));
+    }
+    match &obs.http {
+        Some(HttpProbe::Accepted(c)) | Some(HttpProbe::Rejected(c)) => r = r.evidence("http", c),
+        Some(HttpProbe::NoAnswer(e)) => {
+            r = r.evidence("http", if obs.http_timed_out { "timeout" } else { "error" }).evidence("http-error", e)
+        }
+        None => {}
+    }
+    r
+}
+
+/// The `gateway` link's probe.
+pub fn probe(link: &str, sandbox: &Sandbox, spec: &GatewaySpec<'_>) -> Report {
+    match observe(sandbox, spec) {
+        Ok(obs) => {
+            let v = assess(spec, &obs);
+            report(link, spec, &obs, &v)
+        }
+        Err(e) => Report::unknown(link, e),
+    }
+}
+
+/// How long to wait for retired processes.
+#[derive(Debug, Clone, Copy)]
+pub struct StopBudget {
+    pub term: Duration,
+    pub kill: Duration,
+}
+
+/// Stop every live gateway process by identity: SIGTERM (plus SIGCONT for a
+/// stopped one, whose TERM would stay pending), a bounded wait, then SIGKILL
+/// and another bounded wait. Only processes that `is_gateway` accepts are
+/// ever signalled, and never PID 1 (that would stop the sandbox itself).
+/// Returns the identities that were stopped.
+pub fn retire(
+    sandbox: &Sandbox,
+    is_gateway: &dyn Fn(&ProcessInfo) -> bool,
+    budget: StopBudget,
+) -> Result<Vec<ProcessId>, String> {
+    let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
+    let targets: Vec<ProcessInfo> = gateways(&procs, is_gateway).into_iter().cloned().collect();
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(p1) = targets.iter().find(|p| p.id.pid == 1) {
+        return Err(format!(
+            "the gateway is the sandbox's PID 1 ({}); stopping it would stop the sandbox — restart the sandbox instead",
+            process::display(p1)
+        ));
+    }
+    let ids: Vec<ProcessId> = targets.iter().map(|p| p.id).collect();
+    for p in &targets {
+        signal(sandbox, p.id, Signal::Term)?;
+        if process::is_stopped(p) {
+            signal(sandbox, p.id, Signal::Cont)?;
+        }
+    }
+    if wait_gone(sandbox, &ids, budget.term)? {
+        return Ok(ids);
+    }
+    let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
+    for id in ids.iter().filter(|id| process::is_alive(&procs, **id)) {
+        signal(sandbox, *id, Signal::Kill)?;
+    }
+    if wait_gone(sandbox, &ids, budget.kill)? {
+        return Ok(ids);
+    }
+    let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
+    let left: Vec<String> = ids
+        .iter()
+        .filter_map(|id| process::by_id(&procs, *id))
+        .map(process::describe)
+        .collect();
+    Err(format!("gateway process(es) still alive after SIGTERM and SIGKILL: {}", left.join(", ")))
+}
+
+fn signal(sandbox: &Sandbox, id: ProcessId, sig: Signal) -> Result<bool, String> {
+    sandbox
+        .signal(id, sig)
+        .map_err(|e| format!("signalling pid {} failed: {e}", id.pid))
+}
+
+/// Poll until none of `ids` is alive; `Ok(false)` when `within` passes.
+pub fn wait_gone(sandbox: &Sandbox, ids: &[ProcessId], within: Duration) -> Result<bool, String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
+        if !ids.iter().any(|id| process::is_alive(&procs, *id)) {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(200).min(deadline.saturating_duration_since(Instant::now())));
+    }
+}
+
+/// How to start the gateway.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    pub argv: Vec<String>,
+    /// User to run the launch command as; `None` = sandbox default.
+    pub user: Option<String>,
+    pub env: Vec<(String, String)>,
+    /// Env file sourced (`. FILE`) by a `/bin/sh` wrapper before exec'ing
+    /// `argv`; the wrapper fails if sourcing fails, so a launch never runs
+    /// without it.
+    pub env_file: Option<String>,
+    /// Appended with the launch's stdout and stderr.
+    pub log_file: String,
+}
+
+/// The argv actually spawned: `argv`, or the `sh` wrapper that sources the
+/// env file first. The script is constant; paths travel as arguments.
+pub fn launch_argv(spec: &LaunchSpec) -> Vec<String> {
+    match &spec.env_file {
+        Some(file) => {
+            let mut v = vec![
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                "set -e; . \"$0\"; cd \"${HOME:-/}\" 2>/dev/null || cd /; exec \"$@\"".to_string(),
+                file.clone(),
+            ];
+            v.extend(spec.argv.iter().cloned());
+            v
+        }
+        None => spec.argv.clone(),
+    }
+}
+
+/// Spawn the gateway and check, after a short bounded wait, that a gateway
+/// is running: a new gateway process (launchers that background it and exit)
+/// or the spawned process itself. Returns the identity and how it was found.
+pub fn launch(
+    sandbox: &Sandbox,
+    spec: &LaunchSpec,
+    is_gateway: &dyn Fn(&ProcessInfo) -> bool,
+    retired: &[ProcessId],
+    settle: Duration,
+) -> Result<ProcessId, String> {
+    if spec.argv.is_empty() {
+        return Err("the launch command is empty".into());
+    }
+    let argv = launch_argv(spec);
+    let spawned = sandbox
+        .spawn(&argv, spec.user.as_deref(), &spec.env, &spec.log_file)
+        .map_err(|e| format!("spawning `{}` failed ({}): {e}", spec.argv.join(" "), e.kind()))?;
+    let started = Instant::now();
+    let deadline = started + settle * 2;
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
+        let fresh = gateways(&procs, is_gateway).into_iter().rev().find(|p| !retired.contains(&p.id)).map(|p| p.id);
+        let spawned_alive = process::is_alive(&procs, spawned);
+        if started.elapsed() >= settle {
+            if let Some(id) = fresh {
+                return Ok(id);
+            }
+        }
+        if Instant::now() >= deadline {
+            if let Some(id) = fresh {
+                return Ok(id);
+            }
+            if spawned_alive {
+                return Ok(spawned);
+            }
+            return Err(format!(
+                "`{}` (pid {}) exited and no gateway process appeared within {} ms{}",
+                spec.argv.join(" "),
+                spawned.pid,
+                (settle * 2).as_millis(),
+                log_tail(sandbox, &spec.log_file)
+            ));
+        }
+    }
+}
+
+/// The last lines of a log, for failure messages (empty when unreadable).
+pub fn log_tail(sandbox: &Sandbox, path: &str) -> String {
+    let Ok(content) = sandbox.read_head(path, 256 * 1024) else {
+        return String::new();
+    };
+    if content.truncated {
+        return format!("; see {path}");
+    }
+    let text = String::from_utf8_lossy(&content.data);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(3)..]
+        .iter()
+        .map(|l| l.chars().filter(|c| !c.is_control()).take(200).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    if tail.is_empty() { format!("; {path} is empty") } else { format!("; last lines of {path}: {tail}") }
+}
+
+/// What [`repair`] needs besides the spec.
+pub struct RepairPlan<'a> {
+    pub spec: &'a GatewaySpec<'a>,
+    pub launch: LaunchSpec,
+    pub stop: StopBudget,
+    /// Wait after spawning before checking the gateway is still alive.
+    pub settle: Duration,
+}
+
+/// The `gateway` link's repair, after the plugin's own preconditions (e.g.
+/// the guard chain): re-observe; do nothing if healthy; refuse a foreign or
+/// unidentified port owner; retire old gateways by identity; refuse if the
+/// port is still held; launch; confirm a process is running. The host
+/// verifies health afterwards.
+pub fn repair(sandbox: &Sandbox, plan: &RepairPlan<'_>) -> RepairOutcome {
+    let spec = plan.spec;
+    let obs = match observe(sandbox, spec) {
+        Ok(o) => o,
+        Err(e) => return RepairOutcome::Failed(e),
+    };
+    match assess(spec, &obs) {
+        Verdict::Healthy { pid, code, .. } => {
+            return RepairOutcome::NotNeeded(format!("gateway pid {pid} already serves ({code})"));
+        }
+        Verdict::Foreign { owner } => {
+            return RepairOutcome::Refused(format!(
+                "port {} is held by {owner}, which is not the gateway; refusing to take it over (stop it or \
+                 change the port setting)",
+                spec.port
+            ));
+        }
+        Verdict::Starting { pid, age_secs } => {
+            return RepairOutcome::Refused(format!(
+                "gateway pid {pid} started {age_secs:.0} s ago and may still be starting; not restarting it"
+            ));
+        }
+        Verdict::Undecided { why } => {
+            return RepairOutcome::Refused(format!("{why}; not acting on an undecided gateway"));
+        }
+        Verdict::NotRunning | Verdict::NotServing { .. } => {}
+    }
+    let retired = match retire(sandbox, spec.is_gateway, plan.stop) {
+        Ok(ids) => ids,
+        Err(e) => return RepairOutcome::Failed(format!("could not retire the old gateway: {e}")),
+    };
+    // The port must be free (or about to be: a just-killed gateway's socket
+    // disappears with it).
+    match port_holder(sandbox, spec, &retired) {
+        Ok(None) => {}
+        Ok(Some(holder)) => {
+            return RepairOutcome::Refused(format!(
+                "port {} is still held by {holder} after retiring the old gateway; refusing to launch",
+                spec.port
+            ));
+        }
+        Err(e) => return RepairOutcome::Failed(e),
+    }
+    match launch(sandbox, &plan.launch, spec.is_gateway, &retired, plan.settle) {
+        Ok(id) => {
+            let old = if retired.is_empty() {
+                String::new()
+            } else {
+                let pids: Vec<String> = retired.iter().map(|r| r.pid.to_string()).collect();
+                format!(" after retiring pid {}", pids.join(", "))
+            };
+            RepairOutcome::Repaired(format!(
+                "launched gateway pid {} (start time {}){old}: {}",
+                id.pid,
+                id.start_time,
+                plan.launch.argv.join(" ")
+            ))
+        }
+        Err(e) => RepairOutcome::Failed(e),
+    }
+}
+
+/// Who still listens on the port, ignoring processes in `retired`.
+fn port_holder(sandbox: &Sandbox, spec: &GatewaySpec<'_>, retired: &[ProcessId]) -> Result<Option<String>, String> {
+    let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
+    let listeners = sandbox.listeners().map_err(|e| format!("cannot list listeners: {e}"))?;
+    for l in listeners.iter().filter(|l| l.port == spec.port) {
+        match l.owner {
+            Some(id) if retired.contains(&id) => continue,
+            Some(id) => match process::by_id(&procs, id) {
+                Some(p) => return Ok(Some(process::describe(p))),
+                None => continue,
+            },
+            None => return Ok(Some("an unidentified process".into())),
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::tests::proc_;
+
+    fn is_gw(p: &ProcessInfo) -> bool {
+        process::program_is(p, &["openclaw-gateway"]) || process::invocation(p, &["openclaw"], &["gateway", "run"]).is_some()
+    }
+
+    fn spec() -> GatewaySpec<'static> {
+        GatewaySpec {
+            port: 18789,
+            health_path: "/health",
+            ok_codes: &[200, 401],
+            health_timeout_ms: 3000,
+            start_grace_secs: 30.0,
+            is_gateway: &is_gw,
+        }
+    }
+
+    fn listener(pid: u32, start: u64) -> Listener {
+        Listener {
+            address: "127.0.0.1".into(),
+            port: 18789,
+            owner: Some(ProcessId { pid, start_time: start }),
+        }
+    }
+
+    fn obs(procs: Vec<ProcessInfo>, listeners: Vec<Listener>, http: Option<HttpProbe>) -> Observation {
+        Observation {
+            procs,
+            listeners,
+            http,
+            http_timed_out: false,
+            uptime: Some(1000.0),
+        }
+    }
+
+    fn gateway_proc() -> ProcessInfo {
+        // Started at 500 s after boot: 500 s old at uptime 1000.
+        proc_(40, 50_000, 1, "S", &["openclaw-gateway"])
+    }
+
+    #[test]
+    fn gateway_with_listener_and_health_200_is_healthy() {
+        let o = obs(vec![gateway_proc()], vec![listener(40, 50_000)], Some(HttpProbe::Accepted(200)));
+        assert_eq!(assess(&spec(), &o), Verdict::Healthy { pid: 40, start_time: 50_000, code: 200 });
+        let r = report("gateway", &spec(), &o, &assess(&spec(), &o)).build();
+        assert!(r.evidence.iter().any(|kv| kv.key == "http" && kv.value == "200"));
+        assert!(r.evidence.iter().any(|kv| kv.key == "start-time" && kv.value == "50000"));
+    }
+
+    #[test]
+    fn health_401_counts_as_alive() {
+        let o = obs(vec![gateway_proc()], vec![listener(40, 50_000)], Some(HttpProbe::Accepted(401)));
+        assert!(assess(&spec(), &o).is_healthy());
+    }
+
+    #[test]
+    fn nothing_running_is_broken_and_repairable() {
+        let o = obs(vec![proc_(1, 1, 0, "S", &["sandbox-entry"])], vec![], None);
+        assert_eq!(assess(&spec(), &o), Verdict::NotRunning);
+        let r = report("gateway", &spec(), &o, &Verdict::NotRunning).build();
+        assert!(r.repairable);
+    }
+
+    #[test]
+    fn alive_without_listener_past_grace_is_wedged() {
+        let o = obs(vec![gateway_proc()], vec![], None);
+        match assess(&spec(), &o) {
+            Verdict::NotServing { pid: 40, why } => assert!(why.contains("wedged"), "{why}"),
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn young_gateway_without_listener_is_starting_not_broken() {
+        let young = proc_(40, 99_000, 1, "S", &["node", "/usr/lib/node_modules/openclaw/openclaw.mjs", "gateway", "run"]);
+        let o = obs(vec![young], vec![], None);
+        assert!(matches!(assess(&spec(), &o), Verdict::Starting { pid: 40, .. }));
+        let r = report("gateway", &spec(), &o, &assess(&spec(), &o)).build();
+        assert_eq!(r.health, crate::Health::Unknown);
+    }
+
+    #[test]
+    fn unknown_age_without_listener_is_undecided() {
+        let mut o = obs(vec![gateway_proc()], vec![], None);
+        o.uptime = None;
+        assert!(matches!(assess(&spec(), &o), Verdict::Undecided { .. }));
+    }
+
+    #[test]
+    fn http_5xx_is_broken() {
+        let o = obs(vec![gateway_proc()], vec![listener(40, 50_000)], Some(HttpProbe::Rejected(500)));
+        assert!(matches!(assess(&spec(), &o), Verdict::NotServing { why, .. } if why.contains("500")));
+    }
+
+    #[test]
+    fn frozen_gateway_that_times_out_is_broken_with_evidence() {
+        let mut o = obs(vec![gateway_proc()], vec![listener(40, 50_000)], Some(HttpProbe::NoAnswer("timed out".into())));
+        o.http_timed_out = true;
+        let v = assess(&spec(), &o);
+        assert!(matches!(&v, Verdict::NotServing { why, .. } if why.contains("frozen")), "{v:?}");
+        let r = report("gateway", &spec(), &o, &v).build();
+        assert!(r.repairable);
+        assert!(r.evidence.iter().any(|kv| kv.key == "http" && kv.value == "timeout"));
+    }
+
+    #[test]
+    fn sigstopped_gateway_is_broken_even_before_http() {
+        let stopped = proc_(40, 50_000, 1, "T", &["openclaw-gateway"]);
+        let o = obs(vec![stopped], vec![listener(40, 50_000)], None);
+        assert!(matches!(assess(&spec(), &o), Verdict::NotServing { why, .. } if why.contains("stopped")));
+    }
+
+    #[test]
+    fn other_http_errors_are_undecided() {
+        let o = obs(vec![gateway_proc()], vec![listener(40, 50_000)], Some(HttpProbe::NoAnswer("unavailable".into())));
+        assert!(matches!(assess(&spec(), &o), Verdict::Undecided { .. }));
+    }
+
+    #[test]
+    fn foreign_listener_is_named_and_not_repairable() {
+        let o = obs(vec![proc_(77, 5, 1, "S", &["python3", "-m", "http.server", "18789"])], vec![listener(77, 5)], None);
+        let v = assess(&spec(), &o);
+        assert!(matches!(&v, Verdict::Foreign { owner } if owner.contains("pid 77") && owner.contains("http.server")));
+        let r = report("gateway", &spec(), &o, &v).build();
+        assert!(!r.repairable);
+        assert_eq!(r.health, crate::Health::Broken);
+    }
+
+    #[test]
+    fn listener_held_by_gateway_child_counts_as_gateway() {
+        let child = proc_(41, 50_100, 40, "S", &["node", "/x/spawn-broker/worker.js"]);
+        let o = obs(vec![gateway_proc(), child], vec![listener(41, 50_100)], Some(HttpProbe::Accepted(200)));
+        assert!(matches!(assess(&spec(), &o), Verdict::Healthy { pid: 40, .. }));
+    }
+
+    #[test]
+    fn listener_with_unknown_owner_is_undecided() {
+        let l = Listener {
+            address: "127.0.0.1".into(),
+            port: 18789,
+            owner: None,
+        };
+        let o = obs(vec![gateway_proc()], vec![l], None);
+        assert!(matches!(assess(&spec(), &o), Verdict::Undecided { .. }));
+    }
+
+    #[test]
+    fn listener_owned_by_reused_pid_is_not_the_gateway() {
+        // The listener's identity is pid 40 with another start time: not our gateway.
+        let o = obs(vec![gateway_proc()], vec![listener(40, 1)], None);
+        assert!(matches!(assess(&spec(), &o), Verdict::Foreign { .. }));
+    }
+
+    #[test]
+    fn launch_argv_sources_the_env_file_through_a_constant_script() {
+        let spec = LaunchSpec {
+            argv: vec!["openclaw".into(), "gateway".into(), "run".into()],
+            user: Some("gateway".into()),
+            env: vec![],
+            env_file: Some("/tmp/nemoclaw-proxy-env.sh".into()),
+            log_file: "/tmp/gateway.log".into(),
+        };
+        let argv = launch_argv(&spec);
+        assert_eq!(&argv[..2], &["/bin/sh", "-c"]);
+        assert!(argv[2].starts_with("set -e; . \"$0\";"));
+        assert_eq!(argv[3], "/tmp/nemoclaw-proxy-env.sh");
+        assert_eq!(&argv[4..], &["openclaw", "gateway", "run"]);
+        let bare = LaunchSpec { env_file: None, ..spec };
+        assert_eq!(launch_argv(&bare), vec!["openclaw", "gateway", "run"]);
+    }
+}

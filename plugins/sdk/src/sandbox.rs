@@ -1,0 +1,220 @@
+//! The bound sandbox, as a handle whose methods call the host capabilities.
+//!
+//! Every capability takes the sandbox name so that an instance can only ever
+//! name its own target: the host denies any other.
+
+use crate::bindings::runner::plugin::{
+    exec, files, forward, http, processes, spawn,
+    types::{CapError, Kv, ProcessId},
+};
+use crate::{ExecError, ExecOutput, FileStat, ForwardSpec, ForwardStatus, HttpResponse};
+
+/// Handle on the target sandbox of this call.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    name: String,
+}
+
+impl Sandbox {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Start building a command; see [`Command`].
+    pub fn command<I, S>(&self, argv: I) -> Command<'_>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Command {
+            sandbox: self,
+            req: exec::ExecRequest {
+                argv: argv.into_iter().map(Into::into).collect(),
+                user: None,
+                env: Vec::new(),
+                stdin: None,
+                workdir: None,
+                timeout_ms: 0,
+                max_output: 0,
+            },
+        }
+    }
+
+    /// Launch a detached process appending its output to `log_file`.
+    pub fn spawn(
+        &self,
+        argv: &[String],
+        user: Option<&str>,
+        env: &[(String, String)],
+        log_file: &str,
+    ) -> Result<ProcessId, ExecError> {
+        spawn::detached(
+            &self.name,
+            &spawn::SpawnRequest {
+                argv: argv.to_vec(),
+                user: user.map(str::to_string),
+                env: env.iter().map(|(k, v)| crate::kv(k.clone(), v)).collect(),
+                workdir: None,
+                log_file: log_file.to_string(),
+            },
+        )
+    }
+
+    pub fn stat(&self, path: &str) -> Result<Option<FileStat>, CapError> {
+        files::stat(&self.name, path)
+    }
+
+    /// Read a whole file of at most `max` bytes; a longer file is an error,
+    /// so callers never act on a silently cut document.
+    pub fn read(&self, path: &str, max: u32) -> Result<Vec<u8>, CapError> {
+        let content = files::read(&self.name, path, max)?;
+        if content.truncated {
+            return Err(CapError::Failed(format!("{path} is larger than {max} bytes")));
+        }
+        Ok(content.data)
+    }
+
+    /// Read at most `max` bytes; `truncated` tells whether the file is
+    /// longer. For logs and other files where the head is enough.
+    pub fn read_head(&self, path: &str, max: u32) -> Result<files::FileContent, CapError> {
+        files::read(&self.name, path, max)
+    }
+
+    pub fn write(&self, path: &str, data: &[u8], mode: u32, uid: u32, gid: u32) -> Result<(), CapError> {
+        files::write(
+            &self.name,
+            &files::WriteRequest {
+                path: path.into(),
+                data: data.to_vec(),
+                mode,
+                uid,
+                gid,
+            },
+        )
+    }
+
+    pub fn remove_if(&self, path: &str, if_content: Option<&[u8]>) -> Result<bool, CapError> {
+        files::remove_if(&self.name, path, if_content)
+    }
+
+    pub fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, CapError> {
+        files::list_dir(&self.name, path, 0)
+    }
+
+    pub fn processes(&self) -> Result<Vec<processes::ProcessInfo>, CapError> {
+        processes::all(&self.name)
+    }
+
+    pub fn listeners(&self) -> Result<Vec<processes::Listener>, CapError> {
+        processes::listeners(&self.name)
+    }
+
+    pub fn signal(&self, id: ProcessId, sig: processes::Signal) -> Result<bool, CapError> {
+        processes::send_signal(&self.name, id, sig)
+    }
+
+    /// `GET path` on the sandbox's loopback `port`, no extra headers.
+    pub fn http_get(&self, port: u16, path: &str, timeout_ms: u32) -> Result<HttpResponse, CapError> {
+        self.http(http::Route::SandboxLoopback(port), "GET", path, &[], timeout_ms)
+    }
+
+    pub fn http(
+        &self,
+        route: http::Route,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        timeout_ms: u32,
+    ) -> Result<HttpResponse, CapError> {
+        http::send(
+            &self.name,
+            &http::Request {
+                route,
+                method: method.into(),
+                path: path.into(),
+                headers: to_kvs(headers),
+                body: None,
+                timeout_ms,
+                max_body: 0,
+            },
+        )
+    }
+
+    pub fn websocket(
+        &self,
+        route: http::Route,
+        path: &str,
+        headers: &[(&str, &str)],
+        steps: Vec<http::WsStep>,
+        timeout_ms: u32,
+    ) -> Result<http::WsTranscript, CapError> {
+        http::websocket(
+            &self.name,
+            &http::WsRequest {
+                route,
+                path: path.into(),
+                headers: to_kvs(headers),
+                steps,
+                timeout_ms,
+            },
+        )
+    }
+
+    pub fn forward_status(&self, spec: ForwardSpec) -> Result<ForwardStatus, CapError> {
+        forward::status(&self.name, &spec)
+    }
+
+    pub fn forward_ensure(&self, spec: ForwardSpec) -> Result<ForwardStatus, CapError> {
+        forward::ensure(&self.name, &spec)
+    }
+}
+
+fn to_kvs(pairs: &[(&str, &str)]) -> Vec<Kv> {
+    pairs.iter().map(|(k, v)| crate::kv(*k, v)).collect()
+}
+
+/// A command being built for [`Sandbox::command`].
+pub struct Command<'a> {
+    sandbox: &'a Sandbox,
+    req: exec::ExecRequest,
+}
+
+impl Command<'_> {
+    pub fn user(mut self, user: &str) -> Self {
+        self.req.user = Some(user.into());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.req.env.push(crate::kv(key, value));
+        self
+    }
+
+    pub fn stdin(mut self, data: &[u8]) -> Self {
+        self.req.stdin = Some(data.to_vec());
+        self
+    }
+
+    pub fn workdir(mut self, dir: &str) -> Self {
+        self.req.workdir = Some(dir.into());
+        self
+    }
+
+    pub fn timeout_ms(mut self, ms: u32) -> Self {
+        self.req.timeout_ms = ms;
+        self
+    }
+
+    pub fn max_output(mut self, bytes: u32) -> Self {
+        self.req.max_output = bytes;
+        self
+    }
+
+    pub fn run(self) -> Result<ExecOutput, ExecError> {
+        exec::run(&self.sandbox.name, &self.req)
+    }
+}
