@@ -1,1 +1,146 @@
-fn main() {}
+//! Exec capability round trip vs a bare bollard exec, side by side on the
+//! same fixture container, interleaved so drift hits both equally.
+//!
+//! `cargo bench -p runner --bench exec_roundtrip` (RUNNER_BENCH_RUNS=N to
+//! change the run count, default 60). Target: ours p50 <= 1.2 x bare p50.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use futures_util::StreamExt;
+use runner::backend::docker::DockerBackend;
+use runner::backend::{Backend, ExecSpec};
+use runner_e2e::{Engine, Mode, Sandbox, SandboxSpec, images};
+
+const WARMUP: usize = 5;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let runs: usize = std::env::var("RUNNER_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60)
+        .max(50);
+    let engine = Engine::connect().await?;
+    let image = images::ensure("fixture").await?;
+    let sb = Sandbox::create(
+        &engine,
+        SandboxSpec::new(image)
+            .mode(Mode::Keepalive)
+            .name_prefix("bench"),
+    )
+    .await?;
+    let backend = DockerBackend::connect().await?;
+    let name = sb.name().to_string();
+
+    for _ in 0..WARMUP {
+        ours(&backend, &name).await?;
+        bare(&backend, &name).await?;
+    }
+    let mut t_ours = Vec::with_capacity(runs);
+    let mut t_bare = Vec::with_capacity(runs);
+    for i in 0..runs {
+        // Alternate who goes first so neither always runs on a warm engine.
+        if i % 2 == 0 {
+            t_ours.push(ours(&backend, &name).await?);
+            t_bare.push(bare(&backend, &name).await?);
+        } else {
+            t_bare.push(bare(&backend, &name).await?);
+            t_ours.push(ours(&backend, &name).await?);
+        }
+    }
+    let a = Summary::of(&mut t_ours);
+    let b = Summary::of(&mut t_bare);
+    println!("exec round trip of `true` on {name}, {runs} interleaved runs each");
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>9}",
+        "", "min ms", "p50 ms", "p90 ms", "max ms"
+    );
+    a.row("DockerBackend::exec");
+    b.row("bare bollard exec");
+    let ratio = a.p50.as_secs_f64() / b.p50.as_secs_f64();
+    println!(
+        "p50 ratio ours/bare = {ratio:.3} (target <= 1.20: {})",
+        if ratio <= 1.2 { "met" } else { "MISSED" }
+    );
+    Ok(())
+}
+
+async fn ours(backend: &DockerBackend, name: &str) -> Result<Duration> {
+    let spec = ExecSpec {
+        argv: vec!["true".into()],
+        timeout: Duration::from_secs(10),
+        max_output: 64 * 1024,
+        ..ExecSpec::default()
+    };
+    let started = Instant::now();
+    let r = backend.exec(name, spec).await?;
+    let took = started.elapsed();
+    if r.exit_code != 0 {
+        bail!("`true` exited {}", r.exit_code);
+    }
+    Ok(took)
+}
+
+/// create_exec + start_exec (attached) + drain + inspect_exec: the minimum
+/// the Engine API needs for an exit code.
+async fn bare(backend: &DockerBackend, name: &str) -> Result<Duration> {
+    let docker = backend.client();
+    let started = Instant::now();
+    let created = docker
+        .create_exec(
+            name,
+            CreateExecOptions::<String> {
+                cmd: Some(vec!["true".into()]),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await?;
+    match docker
+        .start_exec(&created.id, Some(StartExecOptions::default()))
+        .await?
+    {
+        StartExecResults::Attached { mut output, .. } => while output.next().await.is_some() {},
+        StartExecResults::Detached => bail!("detached"),
+    }
+    let inspected = docker.inspect_exec(&created.id).await?;
+    let took = started.elapsed();
+    if inspected.running == Some(true) || inspected.exit_code != Some(0) {
+        bail!("bare exec did not finish cleanly: {inspected:?}");
+    }
+    Ok(took)
+}
+
+struct Summary {
+    min: Duration,
+    p50: Duration,
+    p90: Duration,
+    max: Duration,
+}
+
+impl Summary {
+    fn of(samples: &mut [Duration]) -> Summary {
+        samples.sort();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        Summary {
+            min: samples[0],
+            p50: at(0.5),
+            p90: at(0.9),
+            max: samples[samples.len() - 1],
+        }
+    }
+
+    fn row(&self, label: &str) {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "{label:<28} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            ms(self.min),
+            ms(self.p50),
+            ms(self.p90),
+            ms(self.max)
+        );
+    }
+}

@@ -513,3 +513,25 @@ async fn wait_until_gone(b: &LocalBackend, id: ProcessId) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn exec_output_survives_a_background_child_holding_the_pipe() {
+    let b = backend();
+    let started = Instant::now();
+    let r = b
+        .exec(
+            NAME,
+            exec(&["sh", "-c", "echo before; sleep 3031 & echo after"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, 0);
+    assert_eq!(r.stdout, b"before\nafter\n");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Clean up the background child by identity.
+    for p in b.processes(NAME).await.unwrap() {
+        if p.cmdline == ["sleep", "3031"] {
+            let _ = b.signal(NAME, p.id, Signal::Kill).await;
+        }
+    }
+}

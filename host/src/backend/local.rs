@@ -5,6 +5,7 @@
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -118,8 +119,10 @@ impl Backend for LocalBackend {
                 let _ = stdin.shutdown().await;
             });
         }
-        let out = tokio::spawn(drain(child.stdout.take(), spec.max_output));
-        let err = tokio::spawn(drain(child.stderr.take(), spec.max_output));
+        let out_buf: SharedBuf = Arc::new(Mutex::new(CappedBuf::new(spec.max_output)));
+        let err_buf: SharedBuf = Arc::new(Mutex::new(CappedBuf::new(spec.max_output)));
+        let out = tokio::spawn(drain(child.stdout.take(), out_buf.clone()));
+        let err = tokio::spawn(drain(child.stderr.take(), err_buf.clone()));
 
         let status = match tokio::time::timeout_at(deadline, child.wait()).await {
             Ok(status) => status.map_err(|e| BackendError::Failed(format!("wait: {e}")))?,
@@ -135,8 +138,8 @@ impl Backend for LocalBackend {
             }
         };
         let grace = deadline.min(Instant::now() + PIPE_GRACE);
-        let stdout = collect(out, grace).await;
-        let stderr = collect(err, grace).await;
+        let stdout = collect(out, out_buf, grace).await;
+        let stderr = collect(err, err_buf, grace).await;
         let truncated = stdout.truncated() || stderr.truncated();
         Ok(ExecResult {
             exit_code: status
@@ -382,32 +385,33 @@ fn open_log(path: &str, owner: Option<(u32, u32)>) -> Result<std::fs::File, Back
     Ok(file)
 }
 
-/// Reads a pipe to EOF, keeping at most `max` bytes.
-async fn drain<R: AsyncRead + Unpin>(pipe: Option<R>, max: usize) -> CappedBuf {
-    let mut buf = CappedBuf::new(max);
-    let Some(mut pipe) = pipe else { return buf };
+type SharedBuf = Arc<Mutex<CappedBuf>>;
+
+/// Reads a pipe to EOF into `buf` (which keeps at most its cap).
+async fn drain<R: AsyncRead + Unpin>(pipe: Option<R>, buf: SharedBuf) {
+    let Some(mut pipe) = pipe else { return };
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
         match pipe.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => buf.push(&chunk[..n]),
+            Ok(n) => buf
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(&chunk[..n]),
         }
     }
-    buf
 }
 
 /// Waits for a drain task until `until`; a pipe still held open by a
-/// background child then yields nothing rather than blocking.
-async fn collect(task: tokio::task::JoinHandle<CappedBuf>, until: Instant) -> CappedBuf {
+/// background child is then abandoned, keeping what was read so far.
+async fn collect(task: tokio::task::JoinHandle<()>, buf: SharedBuf, until: Instant) -> CappedBuf {
     let abort = task.abort_handle();
-    match tokio::time::timeout_at(until, task).await {
-        Ok(Ok(buf)) => buf,
-        _ => {
-            abort.abort();
-            tracing::debug!("output pipe still open after exit; keeping nothing from it");
-            CappedBuf::new(0)
-        }
+    if tokio::time::timeout_at(until, task).await.is_err() {
+        abort.abort();
+        tracing::debug!("output pipe still open after exit (a background child holds it)");
     }
+    let mut guard = buf.lock().unwrap_or_else(|e| e.into_inner());
+    std::mem::replace(&mut *guard, CappedBuf::new(0))
 }
 
 /// SIGKILL to the process group led by `leader`, then proof that no member

@@ -6,10 +6,26 @@ use runner_plugin_sdk::{SettingSpec, Settings, setting};
 /// (key, default, description). Defaults follow the NemoClaw sandbox layout
 /// of the runner-test/openclaw image.
 pub const SETTINGS: &[(&str, &str, &str)] = &[
-    ("port", "18789", "gateway port inside the sandbox (HTTP + WebSocket)"),
-    ("host-port", "18789", "host port of the forward to the dashboard (127.0.0.1:<host-port>)"),
-    ("config", "/sandbox/.openclaw/openclaw.json", "OpenClaw config file (JSON5) holding gateway.controlUi.allowedOrigins"),
-    ("state-dir", "/sandbox/.openclaw", "OpenClaw state dir; 2026.9 keeps its locks in <state-dir>/tmp/openclaw-<uid>/"),
+    (
+        "port",
+        "18789",
+        "gateway port inside the sandbox (HTTP + WebSocket)",
+    ),
+    (
+        "host-port",
+        "18789",
+        "host port of the forward to the dashboard (127.0.0.1:<host-port>)",
+    ),
+    (
+        "config",
+        "/sandbox/.openclaw/openclaw.json",
+        "OpenClaw config file (JSON5) holding gateway.controlUi.allowedOrigins",
+    ),
+    (
+        "state-dir",
+        "/sandbox/.openclaw",
+        "OpenClaw state dir; 2026.9 keeps its locks in <state-dir>/tmp/openclaw-<uid>/",
+    ),
     (
         "gateway-process",
         "openclaw-gateway",
@@ -25,38 +41,93 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "root",
         "user that runs `launch` (gateway-launch drops to user gateway itself; use `gateway` for `openclaw gateway run`)",
     ),
-    ("launch-env", "", "extra environment for `launch`, NAME=VALUE words"),
-    ("guard-source-dir", "/usr/local/lib/nemoclaw/preloads", "directory of the packaged (trusted) guard preloads"),
+    (
+        "launch-env",
+        "",
+        "extra environment for `launch`, NAME=VALUE words",
+    ),
+    (
+        "guard-source-dir",
+        "/usr/local/lib/nemoclaw/preloads",
+        "directory of the packaged (trusted) guard preloads",
+    ),
     (
         "guards",
         "nemoclaw-sandbox-safety-net.js,nemoclaw-ciao-network-guard.js",
         "comma-separated guard preload file names, staged from guard-source-dir into staged-dir",
     ),
-    ("staged-dir", "/tmp", "where guards are staged (root:root 0444)"),
-    ("env-file", "/tmp/nemoclaw-proxy-env.sh", "env file sourced by the launch; wires every guard into NODE_OPTIONS"),
+    (
+        "staged-dir",
+        "/tmp",
+        "where guards are staged (root:root 0444)",
+    ),
+    (
+        "env-file",
+        "/tmp/nemoclaw-proxy-env.sh",
+        "env file sourced by the launch; wires every guard into NODE_OPTIONS",
+    ),
     (
         "env-file-source",
         "/usr/local/lib/nemoclaw/nemoclaw-proxy-env.sh",
         "packaged source of env-file (staged verbatim); empty or absent = env-file is generated",
     ),
-    ("gateway-log", "/tmp/gateway.log", "log the launch appends to"),
-    ("dashboard-origin", "http://127.0.0.1:18789", "origin the browser dashboard uses; must be allowed by the gateway"),
-    ("gateway-token", "", "token for the WebSocket connect; empty = gateway.auth.token from the config"),
+    (
+        "gateway-log",
+        "/tmp/gateway.log",
+        "log the launch appends to",
+    ),
+    (
+        "dashboard-origin",
+        "http://127.0.0.1:18789",
+        "origin the browser dashboard uses; must be allowed by the gateway",
+    ),
+    (
+        "gateway-token",
+        "",
+        "token for the WebSocket connect; empty = gateway.auth.token from the config",
+    ),
     (
         "origin-check",
         "websocket",
         "how the dashboard origin is proven: `websocket` (OpenClaw connect handshake) or `http:<path>` (GET with Origin)",
     ),
-    ("health-path", "/health", "gateway liveness path (200 or 401 = alive)"),
-    ("health-timeout-ms", "3000", "deadline of one health request"),
-    ("ws-timeout-ms", "5000", "deadline of the dashboard WebSocket conversation"),
-    ("stop-timeout-ms", "8000", "wait after SIGTERM before SIGKILL when retiring an old gateway"),
-    ("start-grace-s", "30", "a gateway younger than this without a listener is still starting, not wedged"),
-    ("launch-settle-ms", "1000", "after launching, wait this long before checking the gateway is still alive"),
+    (
+        "health-path",
+        "/health",
+        "gateway liveness path (200 or 401 = alive)",
+    ),
+    (
+        "health-timeout-ms",
+        "3000",
+        "deadline of one health request",
+    ),
+    (
+        "ws-timeout-ms",
+        "5000",
+        "deadline of the dashboard WebSocket conversation",
+    ),
+    (
+        "stop-timeout-ms",
+        "8000",
+        "wait after SIGTERM before SIGKILL when retiring an old gateway",
+    ),
+    (
+        "start-grace-s",
+        "30",
+        "a gateway younger than this without a listener is still starting, not wedged",
+    ),
+    (
+        "launch-settle-ms",
+        "1000",
+        "after launching, wait this long before checking the gateway is still alive",
+    ),
 ];
 
 pub fn specs() -> Vec<SettingSpec> {
-    SETTINGS.iter().map(|(k, d, desc)| setting(k, d, desc)).collect()
+    SETTINGS
+        .iter()
+        .map(|(k, d, desc)| setting(k, d, desc))
+        .collect()
 }
 
 /// Typed settings of one call.
@@ -99,14 +170,20 @@ impl Config {
         let guards = s.list("guards")?;
         for g in &guards {
             if g.contains('/') || g == "." || g == ".." {
-                return Err(format!("setting 'guards': '{g}' must be a file name, not a path"));
+                return Err(format!(
+                    "setting 'guards': '{g}' must be a file name, not a path"
+                ));
             }
         }
         let origin_check = match s.get("origin-check")?.trim() {
             "" | "websocket" | "ws" => OriginCheck::WebSocket,
             other => match other.strip_prefix("http:") {
                 Some(path) if path.starts_with('/') => OriginCheck::Http(path.to_string()),
-                _ => return Err(format!("setting 'origin-check' = '{other}' must be `websocket` or `http:/path`")),
+                _ => {
+                    return Err(format!(
+                        "setting 'origin-check' = '{other}' must be `websocket` or `http:/path`"
+                    ));
+                }
             },
         };
         let optional_path = |key: &str| -> Result<Option<String>, String> {
@@ -138,7 +215,10 @@ impl Config {
             env_file: s.path("env-file")?.to_string(),
             env_file_source: optional_path("env-file-source")?,
             gateway_log: s.path("gateway-log")?.to_string(),
-            dashboard_origin: s.required("dashboard-origin")?.trim_end_matches('/').to_string(),
+            dashboard_origin: s
+                .required("dashboard-origin")?
+                .trim_end_matches('/')
+                .to_string(),
             gateway_token: s.get("gateway-token")?.trim().to_string(),
             origin_check,
             health_path,
@@ -152,7 +232,10 @@ impl Config {
 
     /// `<staged-dir>/<guard>` for every guard.
     pub fn staged_paths(&self) -> Vec<String> {
-        self.guards.iter().map(|g| join(&self.staged_dir, g)).collect()
+        self.guards
+            .iter()
+            .map(|g| join(&self.staged_dir, g))
+            .collect()
     }
 
     pub fn source_path(&self, guard: &str) -> String {
@@ -167,7 +250,11 @@ impl Config {
 }
 
 pub fn join(dir: &str, name: &str) -> String {
-    if dir.ends_with('/') { format!("{dir}{name}") } else { format!("{dir}/{name}") }
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
 }
 
 #[cfg(test)]
@@ -182,7 +269,11 @@ mod tests {
             settings: SETTINGS
                 .iter()
                 .map(|(k, d, _)| {
-                    let v = overrides.iter().find(|(ok, _)| ok == k).map(|(_, v)| *v).unwrap_or(d);
+                    let v = overrides
+                        .iter()
+                        .find(|(ok, _)| ok == k)
+                        .map(|(_, v)| *v)
+                        .unwrap_or(d);
                     kv(*k, v)
                 })
                 .collect(),
@@ -197,14 +288,23 @@ mod tests {
         assert_eq!(c.config, "/sandbox/.openclaw/openclaw.json");
         assert_eq!(
             c.staged_paths(),
-            vec!["/tmp/nemoclaw-sandbox-safety-net.js", "/tmp/nemoclaw-ciao-network-guard.js"]
+            vec![
+                "/tmp/nemoclaw-sandbox-safety-net.js",
+                "/tmp/nemoclaw-ciao-network-guard.js"
+            ]
         );
-        assert_eq!(c.source_path("x.js"), "/usr/local/lib/nemoclaw/preloads/x.js");
+        assert_eq!(
+            c.source_path("x.js"),
+            "/usr/local/lib/nemoclaw/preloads/x.js"
+        );
         assert_eq!(c.lock_parents(), vec!["/tmp", "/sandbox/.openclaw/tmp"]);
         assert_eq!(c.launch, vec!["/usr/local/bin/gateway-launch"]);
         assert_eq!(c.launch_user.as_deref(), Some("root"));
         assert_eq!(c.origin_check, OriginCheck::WebSocket);
-        assert_eq!(c.env_file_source.as_deref(), Some("/usr/local/lib/nemoclaw/nemoclaw-proxy-env.sh"));
+        assert_eq!(
+            c.env_file_source.as_deref(),
+            Some("/usr/local/lib/nemoclaw/nemoclaw-proxy-env.sh")
+        );
     }
 
     #[test]
@@ -217,7 +317,10 @@ mod tests {
         ]);
         let c = Config::from_settings(&Settings::new(&t)).unwrap();
         assert_eq!(c.gateway_process, vec!["fixture-gateway"]);
-        assert_eq!(c.launch, vec!["/usr/local/bin/fixture-launch", "--mode", "normal"]);
+        assert_eq!(
+            c.launch,
+            vec!["/usr/local/bin/fixture-launch", "--mode", "normal"]
+        );
         assert_eq!(c.env_file_source, None);
         assert_eq!(c.origin_check, OriginCheck::Http("/origin-check".into()));
     }

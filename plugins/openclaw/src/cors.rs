@@ -21,7 +21,9 @@ const MAX_CONFIG: u32 = 1024 * 1024;
 pub enum State {
     Allowed,
     /// Missing from the list, or the list (or its parents) is missing.
-    NotAllowed { list_exists: bool },
+    NotAllowed {
+        list_exists: bool,
+    },
     /// The document cannot be patched safely: parse error or wrong type.
     Invalid(String),
 }
@@ -43,8 +45,13 @@ pub fn check(text: &str, origin: &str) -> State {
 pub fn unsafe_file(path: &str, stat: Option<&FileStat>) -> Option<String> {
     match stat {
         None => Some(format!("config {path} does not exist")),
-        Some(st) if st.kind == FileKind::Symlink => Some(format!("config {path} is a symlink; refusing to edit through it")),
-        Some(st) if st.kind != FileKind::Regular => Some(format!("config {path} is a {:?}, not a regular file", st.kind)),
+        Some(st) if st.kind == FileKind::Symlink => Some(format!(
+            "config {path} is a symlink; refusing to edit through it"
+        )),
+        Some(st) if st.kind != FileKind::Regular => Some(format!(
+            "config {path} is a {:?}, not a regular file",
+            st.kind
+        )),
         Some(_) => None,
     }
 }
@@ -73,17 +80,25 @@ pub fn probe(sandbox: &Sandbox, cfg: &Config) -> Report {
             format!(
                 "{KEY} in {} {} {}",
                 cfg.config,
-                if list_exists { "does not contain" } else { "is missing, so it does not allow" },
+                if list_exists {
+                    "does not contain"
+                } else {
+                    "is missing, so it does not allow"
+                },
                 cfg.dashboard_origin
             ),
         )
         .repairable(),
         State::Invalid(why) => Report::broken(
             LINK,
-            format!("config {} {why}; refusing to patch it (fix it by hand or run `openclaw doctor --fix`)", cfg.config),
+            format!(
+                "config {} {why}; refusing to patch it (fix it by hand or run `openclaw doctor --fix`)",
+                cfg.config
+            ),
         ),
     };
-    r.evidence("config", &cfg.config).evidence("origin", &cfg.dashboard_origin)
+    r.evidence("config", &cfg.config)
+        .evidence("origin", &cfg.dashboard_origin)
 }
 
 pub fn repair(sandbox: &Sandbox, cfg: &Config) -> RepairOutcome {
@@ -115,7 +130,9 @@ pub fn repair(sandbox: &Sandbox, cfg: &Config) -> RepairOutcome {
     }
     let backup = backup_path(path, runner_plugin_sdk::locks::now_secs());
     if let Err(e) = sandbox.write(&backup, &original, stat.mode, stat.uid, stat.gid) {
-        return RepairOutcome::Failed(format!("writing backup {backup} failed: {e}; config untouched"));
+        return RepairOutcome::Failed(format!(
+            "writing backup {backup} failed: {e}; config untouched"
+        ));
     }
     // The gateway never rewrites a hand-written config, but an operator might:
     // only replace exactly what was patched.
@@ -155,35 +172,66 @@ mod tests {
 
     #[test]
     fn image_config_with_comments_allows_the_default_origin() {
-        assert_eq!(check(IMAGE_CONFIG, "http://127.0.0.1:18789"), State::Allowed);
+        assert_eq!(
+            check(IMAGE_CONFIG, "http://127.0.0.1:18789"),
+            State::Allowed
+        );
     }
 
     #[test]
     fn other_origin_is_not_allowed_and_exact_match_is_required() {
-        assert_eq!(check(IMAGE_CONFIG, "http://localhost:18789"), State::NotAllowed { list_exists: true });
-        assert_eq!(check(IMAGE_CONFIG, "http://127.0.0.1:18789/x"), State::NotAllowed { list_exists: true });
+        assert_eq!(
+            check(IMAGE_CONFIG, "http://localhost:18789"),
+            State::NotAllowed { list_exists: true }
+        );
+        assert_eq!(
+            check(IMAGE_CONFIG, "http://127.0.0.1:18789/x"),
+            State::NotAllowed { list_exists: true }
+        );
     }
 
     #[test]
     fn missing_control_ui_is_not_allowed_but_patchable() {
-        assert_eq!(check("{gateway: {mode: 'local'}}", "http://a"), State::NotAllowed { list_exists: false });
-        assert_eq!(check("{}", "http://a"), State::NotAllowed { list_exists: false });
+        assert_eq!(
+            check("{gateway: {mode: 'local'}}", "http://a"),
+            State::NotAllowed { list_exists: false }
+        );
+        assert_eq!(
+            check("{}", "http://a"),
+            State::NotAllowed { list_exists: false }
+        );
     }
 
     #[test]
     fn string_instead_of_array_is_invalid() {
-        let s = check(r#"{"gateway":{"controlUi":{"allowedOrigins":"http://a"}}}"#, "http://a");
-        assert!(matches!(&s, State::Invalid(why) if why.contains("schema-invalid")), "{s:?}");
+        let s = check(
+            r#"{"gateway":{"controlUi":{"allowedOrigins":"http://a"}}}"#,
+            "http://a",
+        );
+        assert!(
+            matches!(&s, State::Invalid(why) if why.contains("schema-invalid")),
+            "{s:?}"
+        );
         assert!(matches!(check("{gateway: ", "http://a"), State::Invalid(_)));
     }
 
     #[test]
     fn origin_added_keeps_comments_and_other_keys_in_the_image_config() {
-        let p = json5::ensure_string_in_array(IMAGE_CONFIG, ORIGINS_PATH, "http://localhost:18789").unwrap();
+        let p = json5::ensure_string_in_array(IMAGE_CONFIG, ORIGINS_PATH, "http://localhost:18789")
+            .unwrap();
         assert!(p.changed);
         assert!(p.text.starts_with("// /sandbox/.openclaw/openclaw.json"));
-        assert!(p.text.contains(r#""allowedOrigins": ["http://127.0.0.1:18789", "http://localhost:18789"]"#), "{}", p.text);
-        assert_eq!(p.text.len(), IMAGE_CONFIG.len() + r#", "http://localhost:18789""#.len());
+        assert!(
+            p.text.contains(
+                r#""allowedOrigins": ["http://127.0.0.1:18789", "http://localhost:18789"]"#
+            ),
+            "{}",
+            p.text
+        );
+        assert_eq!(
+            p.text.len(),
+            IMAGE_CONFIG.len() + r#", "http://localhost:18789""#.len()
+        );
         assert_eq!(check(&p.text, "http://localhost:18789"), State::Allowed);
     }
 
@@ -203,6 +251,9 @@ mod tests {
 
     #[test]
     fn backup_name_is_next_to_the_config() {
-        assert_eq!(backup_path("/sandbox/.openclaw/openclaw.json", 1700000000), "/sandbox/.openclaw/openclaw.json.runner-bak.1700000000");
+        assert_eq!(
+            backup_path("/sandbox/.openclaw/openclaw.json", 1700000000),
+            "/sandbox/.openclaw/openclaw.json.runner-bak.1700000000"
+        );
     }
 }

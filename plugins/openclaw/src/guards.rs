@@ -32,7 +32,9 @@ pub struct FileFacts {
 
 impl FileFacts {
     fn is_regular(&self) -> bool {
-        self.stat.as_ref().is_some_and(|s| s.kind == FileKind::Regular)
+        self.stat
+            .as_ref()
+            .is_some_and(|s| s.kind == FileKind::Regular)
     }
 }
 
@@ -58,11 +60,15 @@ impl Facts {
 }
 
 fn observe_file(sandbox: &Sandbox, path: &str) -> Result<FileFacts, String> {
-    let stat = sandbox.stat(path).map_err(|e| format!("cannot stat {path}: {e}"))?;
+    let stat = sandbox
+        .stat(path)
+        .map_err(|e| format!("cannot stat {path}: {e}"))?;
     let data = match &stat {
-        Some(st) if st.kind == FileKind::Regular => {
-            Some(sandbox.read(path, MAX_FILE).map_err(|e| format!("cannot read {path}: {e}"))?)
-        }
+        Some(st) if st.kind == FileKind::Regular => Some(
+            sandbox
+                .read(path, MAX_FILE)
+                .map_err(|e| format!("cannot read {path}: {e}"))?,
+        ),
         _ => None,
     };
     Ok(FileFacts {
@@ -85,7 +91,11 @@ pub fn observe(sandbox: &Sandbox, cfg: &Config) -> Result<Facts, String> {
         Some(p) => Some(observe_file(sandbox, p)?),
         None => None,
     };
-    Ok(Facts { guards, env, env_source })
+    Ok(Facts {
+        guards,
+        env,
+        env_source,
+    })
 }
 
 /// Which staged guards an env file fails to wire into NODE_OPTIONS; `Err`
@@ -94,9 +104,17 @@ pub fn unwired(env_text: &str, staged: &[String]) -> Result<Vec<String>, String>
     let requires = match shell_env::variable(env_text, "NODE_OPTIONS") {
         ShellValue::Value(v) => shell_env::node_requires(&v),
         ShellValue::Unset => Vec::new(),
-        ShellValue::Uncertain(line) => return Err(format!("sets NODE_OPTIONS in a way runner cannot verify (`{line}`)")),
+        ShellValue::Uncertain(line) => {
+            return Err(format!(
+                "sets NODE_OPTIONS in a way runner cannot verify (`{line}`)"
+            ));
+        }
     };
-    Ok(staged.iter().filter(|g| !requires.contains(g)).cloned().collect())
+    Ok(staged
+        .iter()
+        .filter(|g| !requires.contains(g))
+        .cloned()
+        .collect())
 }
 
 /// The problems that make the link broken (empty = healthy).
@@ -109,7 +127,10 @@ pub fn problems(facts: &Facts) -> Vec<String> {
         }
         match (&g.staged.data, &g.source.data) {
             (Some(staged), Some(source)) if staged == source => {}
-            (Some(_), Some(_)) => out.push(format!("guard {} differs from its packaged source {}", g.staged.path, g.source.path)),
+            (Some(_), Some(_)) => out.push(format!(
+                "guard {} differs from its packaged source {}",
+                g.staged.path, g.source.path
+            )),
             _ => out.push(format!(
                 "guard {} cannot be verified: packaged source {} is missing or not a regular file",
                 g.staged.path, g.source.path
@@ -131,10 +152,15 @@ pub fn problems(facts: &Facts) -> Vec<String> {
         )),
         Err(e) => out.push(format!("env file {} {e}", env.path)),
     }
-    if let Some(src) = facts.env_source.as_ref().filter(|s| s.is_regular()) {
-        if src.data != env.data {
-            out.push(format!("env file {} differs from its packaged source {}", env.path, src.path));
-        }
+    if let Some(src) = facts
+        .env_source
+        .as_ref()
+        .filter(|s| s.is_regular() && s.data != env.data)
+    {
+        out.push(format!(
+            "env file {} differs from its packaged source {}",
+            env.path, src.path
+        ));
     }
     out
 }
@@ -143,12 +169,16 @@ pub fn problems(facts: &Facts) -> Vec<String> {
 pub fn source_refusal(facts: &Facts) -> Option<String> {
     for g in &facts.guards {
         if let Some(v) = trusted_source(&g.source.path, g.source.stat.as_ref()) {
-            return Some(format!("guard source {v}; refusing to stage (NemoClaw#2701)"));
+            return Some(format!(
+                "guard source {v}; refusing to stage (NemoClaw#2701)"
+            ));
         }
     }
     if let Some(src) = facts.env_source.as_ref().filter(|s| s.stat.is_some()) {
         if let Some(v) = trusted_source(&src.path, src.stat.as_ref()) {
-            return Some(format!("env file source {v}; refusing to stage it (NemoClaw#2701)"));
+            return Some(format!(
+                "env file source {v}; refusing to stage it (NemoClaw#2701)"
+            ));
         }
         let text = String::from_utf8_lossy(src.data.as_deref().unwrap_or_default());
         match unwired(&text, &facts.staged_paths()) {
@@ -161,7 +191,12 @@ pub fn source_refusal(facts: &Facts) -> Option<String> {
                     missing.join(", ")
                 ));
             }
-            Err(e) => return Some(format!("packaged env file {} {e}; refusing to stage it (NemoClaw#2701)", src.path)),
+            Err(e) => {
+                return Some(format!(
+                    "packaged env file {} {e}; refusing to stage it (NemoClaw#2701)",
+                    src.path
+                ));
+            }
         }
     }
     None
@@ -197,7 +232,10 @@ pub fn assess(facts: &Facts) -> Report {
         }
     }
     if let Some(st) = &facts.env.stat {
-        r = r.evidence("env-file-mode", format!("{:o} {}:{} {:?}", st.mode, st.uid, st.gid, st.kind));
+        r = r.evidence(
+            "env-file-mode",
+            format!("{:o} {}:{} {:?}", st.mode, st.uid, st.gid, st.kind),
+        );
     } else {
         r = r.evidence("env-file-mode", "missing");
     }
@@ -227,9 +265,13 @@ pub fn plan(facts: &Facts) -> Result<Vec<Write>, String> {
     let mut writes = Vec::new();
     for g in &facts.guards {
         let Some(source) = g.source.data.clone() else {
-            return Err(format!("guard source {} could not be read; refusing to stage (NemoClaw#2701)", g.source.path));
+            return Err(format!(
+                "guard source {} could not be read; refusing to stage (NemoClaw#2701)",
+                g.source.path
+            ));
         };
-        let ok = root_owned_readonly(&g.staged.path, g.staged.stat.as_ref()).is_none() && g.staged.data.as_ref() == Some(&source);
+        let ok = root_owned_readonly(&g.staged.path, g.staged.stat.as_ref()).is_none()
+            && g.staged.data.as_ref() == Some(&source);
         if !ok {
             let why = root_owned_readonly(&g.staged.path, g.staged.stat.as_ref())
                 .unwrap_or_else(|| format!("{} differs from {}", g.staged.path, g.source.path));
@@ -261,7 +303,10 @@ pub fn plan(facts: &Facts) -> Result<Vec<Write>, String> {
         let text = String::from_utf8_lossy(&desired);
         match unwired(&text, &staged) {
             Ok(missing) if missing.is_empty() => {}
-            _ => return Err("the env file runner would write does not wire every guard (bug); nothing written".into()),
+            _ => return Err(
+                "the env file runner would write does not wire every guard (bug); nothing written"
+                    .into(),
+            ),
         }
         let why = root_owned_readonly(&env.path, env.stat.as_ref())
             .unwrap_or_else(|| format!("{} is incomplete or differs from its source", env.path));
@@ -280,7 +325,12 @@ pub fn plan(facts: &Facts) -> Result<Vec<Write>, String> {
 /// the other NODE_OPTIONS tokens; otherwise a fresh file is generated.
 pub fn rewrite_env(existing: Option<&str>, guards: &[String]) -> String {
     let header = "# Written by runner: wires every guard preload into the gateway's NODE_OPTIONS (NemoClaw#2478/#2701).\n";
-    let fresh = || format!("{header}export NODE_OPTIONS={}\n", shell_env::sh_quote(&shell_env::node_options_for(guards)));
+    let fresh = || {
+        format!(
+            "{header}export NODE_OPTIONS={}\n",
+            shell_env::sh_quote(&shell_env::node_options_for(guards))
+        )
+    };
     let Some(text) = existing else { return fresh() };
     let old_value = match shell_env::variable(text, "NODE_OPTIONS") {
         ShellValue::Value(v) => v,
@@ -293,11 +343,17 @@ pub fn rewrite_env(existing: Option<&str>, guards: &[String]) -> String {
     let mut i = 0;
     while i < tokens.len() {
         let t = tokens[i];
-        if (t == "--require" || t == "-r") && tokens.get(i + 1).is_some_and(|p| guards.iter().any(|g| g == p)) {
+        if (t == "--require" || t == "-r")
+            && tokens
+                .get(i + 1)
+                .is_some_and(|p| guards.iter().any(|g| g == p))
+        {
             i += 2;
             continue;
         }
-        if t.strip_prefix("--require=").is_some_and(|p| guards.iter().any(|g| g == p)) {
+        if t.strip_prefix("--require=")
+            .is_some_and(|p| guards.iter().any(|g| g == p))
+        {
             i += 1;
             continue;
         }
@@ -345,8 +401,27 @@ pub fn repair(sandbox: &Sandbox, cfg: &Config) -> RepairOutcome {
     let mut done = Vec::new();
     for w in &writes {
         if let Err(e) = sandbox.write(&w.path, &w.data, 0o444, 0, 0) {
-            let partial = if done.is_empty() { String::new() } else { format!(" (already restored: {})", done.join(", ")) };
-            return RepairOutcome::Failed(format!("staging {} failed ({}): {e}{partial}", w.path, e.kind()));
+            let was_symlink = sandbox
+                .stat(&w.path)
+                .ok()
+                .flatten()
+                .is_some_and(|st| st.kind == FileKind::Symlink);
+            if was_symlink {
+                return RepairOutcome::Refused(format!(
+                    "{} is a symlink and runner never writes through or replaces a symlink; remove it by hand,                      then re-run ({e})",
+                    w.path
+                ));
+            }
+            let partial = if done.is_empty() {
+                String::new()
+            } else {
+                format!(" (already restored: {})", done.join(", "))
+            };
+            return RepairOutcome::Failed(format!(
+                "staging {} failed ({}): {e}{partial}",
+                w.path,
+                e.kind()
+            ));
         }
         done.push(format!("{} ({})", w.path, w.why));
     }
@@ -424,13 +499,20 @@ mod tests {
         assert_eq!(p, vec![format!("guard {CIAO} is missing")]);
         let w = plan(&f).unwrap();
         assert_eq!(w.len(), 1);
-        assert_eq!((w[0].path.as_str(), w[0].data.as_slice()), (CIAO, b"ciao".as_slice()));
+        assert_eq!(
+            (w[0].path.as_str(), w[0].data.as_slice()),
+            (CIAO, b"ciao".as_slice())
+        );
     }
 
     #[test]
     fn staged_guard_with_wrong_mode_or_content_is_restaged() {
         let mut f = healthy();
-        f.guards[0].staged = file(SAFETY, Some(stat(0o644, 0, FileKind::Regular)), Some("safety"));
+        f.guards[0].staged = file(
+            SAFETY,
+            Some(stat(0o644, 0, FileKind::Regular)),
+            Some("safety"),
+        );
         f.guards[1].staged = staged(CIAO, "tampered");
         let p = problems(&f);
         assert!(p[0].contains("mode 644"), "{p:?}");
@@ -442,7 +524,11 @@ mod tests {
     fn group_writable_source_is_refused_naming_the_file() {
         let mut f = healthy();
         f.guards[1].staged = file(CIAO, None, None);
-        f.guards[1].source = file("/src/nemoclaw-ciao-network-guard.js", Some(stat(0o664, 0, FileKind::Regular)), Some("ciao"));
+        f.guards[1].source = file(
+            "/src/nemoclaw-ciao-network-guard.js",
+            Some(stat(0o664, 0, FileKind::Regular)),
+            Some("ciao"),
+        );
         let refusal = plan(&f).unwrap_err();
         assert_eq!(
             refusal,
@@ -454,13 +540,21 @@ mod tests {
     #[test]
     fn symlinked_or_missing_source_is_refused() {
         let mut f = healthy();
-        f.guards[0].source = file("/src/nemoclaw-sandbox-safety-net.js", Some(stat(0o777, 0, FileKind::Symlink)), None);
+        f.guards[0].source = file(
+            "/src/nemoclaw-sandbox-safety-net.js",
+            Some(stat(0o777, 0, FileKind::Symlink)),
+            None,
+        );
         assert!(plan(&f).unwrap_err().contains("Symlink"));
         let mut f = healthy();
         f.guards[0].source = file("/src/nemoclaw-sandbox-safety-net.js", None, None);
         assert!(plan(&f).unwrap_err().contains("is missing"));
         let mut f = healthy();
-        f.guards[0].source = file("/src/nemoclaw-sandbox-safety-net.js", Some(stat(0o644, 1000, FileKind::Regular)), Some("x"));
+        f.guards[0].source = file(
+            "/src/nemoclaw-sandbox-safety-net.js",
+            Some(stat(0o644, 1000, FileKind::Regular)),
+            Some("x"),
+        );
         assert!(plan(&f).unwrap_err().contains("not root"));
     }
 
@@ -478,10 +572,16 @@ mod tests {
     fn env_file_missing_one_guard_is_incomplete() {
         let mut f = healthy();
         f.env_source = None;
-        f.env = staged("/tmp/nemoclaw-proxy-env.sh", "export NODE_OPTIONS=\"--require /tmp/nemoclaw-sandbox-safety-net.js\"\n");
+        f.env = staged(
+            "/tmp/nemoclaw-proxy-env.sh",
+            "export NODE_OPTIONS=\"--require /tmp/nemoclaw-sandbox-safety-net.js\"\n",
+        );
         let p = problems(&f);
         assert_eq!(p.len(), 1);
-        assert!(p[0].contains(&format!("does not wire {CIAO}")) && p[0].contains("incomplete"), "{p:?}");
+        assert!(
+            p[0].contains(&format!("does not wire {CIAO}")) && p[0].contains("incomplete"),
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -508,7 +608,10 @@ mod tests {
         let w = plan(&f).unwrap();
         let text = String::from_utf8(w[0].data.clone()).unwrap();
         assert!(!text.contains("evil"), "{text}");
-        assert_eq!(unwired(&text, &[SAFETY.into(), CIAO.into()]).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            unwired(&text, &[SAFETY.into(), CIAO.into()]).unwrap(),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -516,13 +619,30 @@ mod tests {
         let old = "# proxy\nexport HTTP_PROXY=http://proxy:3128\nexport NODE_OPTIONS=\"--max-old-space-size=512 --require /tmp/nemoclaw-sandbox-safety-net.js\"\n";
         let guards = vec![SAFETY.to_string(), CIAO.to_string()];
         let text = rewrite_env(Some(old), &guards);
-        assert!(text.starts_with("# proxy\nexport HTTP_PROXY=http://proxy:3128\n"), "{text}");
-        let ShellValue::Value(v) = shell_env::variable(&text, "NODE_OPTIONS") else { panic!("{text}") };
-        assert_eq!(v, format!("--require {SAFETY} --require {CIAO} --max-old-space-size=512"));
-        assert_eq!(shell_env::node_requires(&v).iter().filter(|r| *r == SAFETY).count(), 1);
+        assert!(
+            text.starts_with("# proxy\nexport HTTP_PROXY=http://proxy:3128\n"),
+            "{text}"
+        );
+        let ShellValue::Value(v) = shell_env::variable(&text, "NODE_OPTIONS") else {
+            panic!("{text}")
+        };
+        assert_eq!(
+            v,
+            format!("--require {SAFETY} --require {CIAO} --max-old-space-size=512")
+        );
+        assert_eq!(
+            shell_env::node_requires(&v)
+                .iter()
+                .filter(|r| *r == SAFETY)
+                .count(),
+            1
+        );
         // Rewriting the result again changes nothing but the trailer.
         let again = rewrite_env(Some(&text), &guards);
-        assert_eq!(shell_env::variable(&again, "NODE_OPTIONS"), ShellValue::Value(v));
+        assert_eq!(
+            shell_env::variable(&again, "NODE_OPTIONS"),
+            ShellValue::Value(v)
+        );
     }
 
     #[test]
@@ -547,9 +667,15 @@ mod tests {
     fn packaged_env_source_that_misses_a_guard_is_refused() {
         let mut f = healthy();
         f.env = file("/tmp/nemoclaw-proxy-env.sh", None, None);
-        f.env_source = Some(source("/src/nemoclaw-proxy-env.sh", "export NODE_OPTIONS=\"--require /tmp/nemoclaw-sandbox-safety-net.js\"\n"));
+        f.env_source = Some(source(
+            "/src/nemoclaw-proxy-env.sh",
+            "export NODE_OPTIONS=\"--require /tmp/nemoclaw-sandbox-safety-net.js\"\n",
+        ));
         let refusal = plan(&f).unwrap_err();
-        assert!(refusal.contains("does not wire /tmp/nemoclaw-ciao-network-guard.js"), "{refusal}");
+        assert!(
+            refusal.contains("does not wire /tmp/nemoclaw-ciao-network-guard.js"),
+            "{refusal}"
+        );
     }
 
     #[test]
@@ -564,7 +690,11 @@ mod tests {
     #[test]
     fn symlinked_env_file_is_replaced() {
         let mut f = healthy();
-        f.env = file("/tmp/nemoclaw-proxy-env.sh", Some(stat(0o777, 0, FileKind::Symlink)), None);
+        f.env = file(
+            "/tmp/nemoclaw-proxy-env.sh",
+            Some(stat(0o777, 0, FileKind::Symlink)),
+            None,
+        );
         assert!(problems(&f)[0].contains("Symlink"));
         assert_eq!(plan(&f).unwrap()[0].path, "/tmp/nemoclaw-proxy-env.sh");
     }

@@ -15,7 +15,10 @@ pub fn root_owned_readonly(path: &str, stat: Option<&FileStat>) -> Violation {
         return Some(format!("{path} is a {:?}, not a regular file", st.kind));
     }
     if st.uid != 0 || st.gid != 0 {
-        return Some(format!("{path} is owned by {}:{}, not root:root", st.uid, st.gid));
+        return Some(format!(
+            "{path} is owned by {}:{}, not root:root",
+            st.uid, st.gid
+        ));
     }
     if st.mode != 0o444 {
         return Some(format!("{path} has mode {:o}, not 444", st.mode));
@@ -64,7 +67,13 @@ pub enum HttpProbe {
 }
 
 /// `GET path` on the sandbox loopback; accepted when the code is in `codes`.
-pub fn http_code_in(sandbox: &Sandbox, port: u16, path: &str, codes: &[u16], timeout_ms: u32) -> HttpProbe {
+pub fn http_code_in(
+    sandbox: &Sandbox,
+    port: u16,
+    path: &str,
+    codes: &[u16],
+    timeout_ms: u32,
+) -> HttpProbe {
     match sandbox.http_get(port, path, timeout_ms) {
         Ok(resp) if codes.contains(&resp.status) => HttpProbe::Accepted(resp.status),
         Ok(resp) => HttpProbe::Rejected(resp.status),
@@ -89,19 +98,41 @@ mod tests {
 
     #[test]
     fn staged_guard_must_be_root_root_0444_regular() {
-        assert_eq!(root_owned_readonly("/g", Some(&st(FileKind::Regular, 0o444, 0, 0))), None);
+        assert_eq!(
+            root_owned_readonly("/g", Some(&st(FileKind::Regular, 0o444, 0, 0))),
+            None
+        );
         assert!(root_owned_readonly("/g", None).unwrap().contains("missing"));
         assert!(root_owned_readonly("/g", Some(&st(FileKind::Symlink, 0o777, 0, 0))).is_some());
-        assert!(root_owned_readonly("/g", Some(&st(FileKind::Regular, 0o644, 0, 0))).unwrap().contains("644"));
+        assert!(
+            root_owned_readonly("/g", Some(&st(FileKind::Regular, 0o644, 0, 0)))
+                .unwrap()
+                .contains("644")
+        );
         assert!(root_owned_readonly("/g", Some(&st(FileKind::Regular, 0o444, 1000, 0))).is_some());
     }
 
     #[test]
     fn group_writable_or_symlinked_source_is_untrusted() {
-        assert_eq!(trusted_source("/s", Some(&st(FileKind::Regular, 0o644, 0, 0))), None);
-        assert!(trusted_source("/s", Some(&st(FileKind::Regular, 0o664, 0, 0))).unwrap().contains("writable"));
-        assert!(trusted_source("/s", Some(&st(FileKind::Regular, 0o646, 0, 0))).unwrap().contains("world-writable"));
-        assert!(trusted_source("/s", Some(&st(FileKind::Regular, 0o664, 0, 0))).unwrap().contains("group-writable"));
+        assert_eq!(
+            trusted_source("/s", Some(&st(FileKind::Regular, 0o644, 0, 0))),
+            None
+        );
+        assert!(
+            trusted_source("/s", Some(&st(FileKind::Regular, 0o664, 0, 0)))
+                .unwrap()
+                .contains("writable")
+        );
+        assert!(
+            trusted_source("/s", Some(&st(FileKind::Regular, 0o646, 0, 0)))
+                .unwrap()
+                .contains("world-writable")
+        );
+        assert!(
+            trusted_source("/s", Some(&st(FileKind::Regular, 0o664, 0, 0)))
+                .unwrap()
+                .contains("group-writable")
+        );
         assert!(trusted_source("/s", Some(&st(FileKind::Symlink, 0o777, 0, 0))).is_some());
         assert!(trusted_source("/s", Some(&st(FileKind::Regular, 0o644, 1000, 0))).is_some());
     }

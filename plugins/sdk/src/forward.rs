@@ -24,11 +24,15 @@ pub fn assess(link: &str, status: &ForwardStatus) -> Report {
     let hp = status.spec.host_port;
     let sp = status.spec.sandbox_port;
     let r = match status.state {
-        ForwardState::Owned => Report::healthy(link, format!("host 127.0.0.1:{hp} forwards to sandbox port {sp} (runner-owned)")),
-        ForwardState::Absent => {
-            Report::broken(link, format!("nothing listens on host port {hp}; the forward to sandbox port {sp} is gone"))
-                .repairable()
-        }
+        ForwardState::Owned => Report::healthy(
+            link,
+            format!("host 127.0.0.1:{hp} forwards to sandbox port {sp} (runner-owned)"),
+        ),
+        ForwardState::Absent => Report::broken(
+            link,
+            format!("nothing listens on host port {hp}; the forward to sandbox port {sp} is gone"),
+        )
+        .repairable(),
         ForwardState::Stale => Report::broken(
             link,
             format!("the runner forward on host port {hp} is dead or points at an old sandbox"),
@@ -69,7 +73,8 @@ pub fn state_name(s: ForwardState) -> &'static str {
 pub fn probe(link: &str, sandbox: &Sandbox, host_port: u16, sandbox_port: u16) -> Report {
     match sandbox.forward_status(spec(host_port, sandbox_port)) {
         Ok(status) => assess(link, &status),
-        Err(e) => Report::unknown(link, format!("cannot read the forward status: {e}")).evidence("error", e.kind()),
+        Err(e) => Report::unknown(link, format!("cannot read the forward status: {e}"))
+            .evidence("error", e.kind()),
     }
 }
 

@@ -18,11 +18,19 @@ pub struct GatewaySpec<'a> {
     pub health_path: &'a str,
     /// HTTP codes that prove liveness (200 and 401 for both agents).
     pub ok_codes: &'a [u16],
+    /// Readiness path (OpenClaw `/readyz`): a young gateway that is live but
+    /// answers 503 there is still starting, not healthy yet. 404 = no such
+    /// endpoint, ignored.
+    pub ready_path: Option<&'a str>,
     pub health_timeout_ms: u32,
     /// A gateway younger than this without a listener is still starting.
-    pub start_grace_secs: f64,
+    pub start_grace_secs: u64,
     /// Recognises a gateway process by its command line.
     pub is_gateway: &'a dyn Fn(&ProcessInfo) -> bool,
+    /// The gateway's log, and lines in it that prove a gateway inside its
+    /// start grace has already given up serving (wedged).
+    pub log_file: Option<&'a str>,
+    pub wedge_markers: &'a [&'a str],
 }
 
 /// Everything the probe saw.
@@ -36,20 +44,28 @@ pub struct Observation {
     /// Whether the health request timed out (a frozen gateway accepts TCP
     /// connections but never answers).
     pub http_timed_out: bool,
-    /// Seconds since boot, when readable.
-    pub uptime: Option<f64>,
+    /// The readiness path answered 503 (still starting).
+    pub not_ready: bool,
+    /// Time since boot in clock ticks, when readable.
+    pub uptime: Option<u64>,
+    /// A wedge marker the log wrote since the newest gateway started.
+    pub wedge_line: Option<String>,
 }
 
 /// The verdict on the gateway.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    Healthy { pid: u32, start_time: u64, code: u16 },
+    Healthy {
+        pid: u32,
+        start_time: u64,
+        code: u16,
+    },
     /// No gateway process and nothing on the port.
     NotRunning,
     /// Something that is not the gateway holds the port.
     Foreign { owner: String },
     /// A gateway process without a listener, younger than the grace period.
-    Starting { pid: u32, age_secs: f64 },
+    Starting { pid: u32, age_secs: u64 },
     /// A gateway process that does not serve: no listener, stopped, health
     /// timing out or answering with a bad code.
     NotServing { pid: u32, why: String },
@@ -64,9 +80,22 @@ impl Verdict {
 }
 
 /// Gateway processes in `procs` (live, matched by `is_gateway`), oldest first.
-pub fn gateways<'p>(procs: &'p [ProcessInfo], is_gateway: &dyn Fn(&ProcessInfo) -> bool) -> Vec<&'p ProcessInfo> {
-    let mut v: Vec<&ProcessInfo> = procs.iter().filter(|p| !process::is_exited(p) && is_gateway(p)).collect();
-    v.sort_by_key(|p| (p.id.start_time, p.id.pid));
+pub fn gateways<'p>(
+    procs: &'p [ProcessInfo],
+    is_gateway: &dyn Fn(&ProcessInfo) -> bool,
+) -> Vec<&'p ProcessInfo> {
+    let mut v: Vec<&ProcessInfo> = Vec::new();
+    // Insertion by start time (a handful of entries; keeps sort code out).
+    for p in procs
+        .iter()
+        .filter(|p| !process::is_exited(p) && is_gateway(p))
+    {
+        let at = v
+            .iter()
+            .position(|q| (q.id.start_time, q.id.pid) > (p.id.start_time, p.id.pid))
+            .unwrap_or(v.len());
+        v.insert(at, p);
+    }
     v
 }
 
@@ -84,7 +113,9 @@ pub fn listener_owner<'p>(
     procs: &'p [ProcessInfo],
     is_gateway: &dyn Fn(&ProcessInfo) -> bool,
 ) -> Owner<'p> {
-    let Some(id) = l.owner else { return Owner::Unknown };
+    let Some(id) = l.owner else {
+        return Owner::Unknown;
+    };
     let Some(p) = process::by_id(procs, id) else {
         return Owner::Other(format!("pid {} (exited)", id.pid));
     };
@@ -106,7 +137,11 @@ pub fn listener_owner<'p>(
 /// Decide. `obs.http` is only consulted when a gateway owns the port.
 pub fn assess(spec: &GatewaySpec<'_>, obs: &Observation) -> Verdict {
     let gws = gateways(&obs.procs, spec.is_gateway);
-    let owners: Vec<Owner<'_>> = obs.listeners.iter().map(|l| listener_owner(l, &obs.procs, spec.is_gateway)).collect();
+    let owners: Vec<Owner<'_>> = obs
+        .listeners
+        .iter()
+        .map(|l| listener_owner(l, &obs.procs, spec.is_gateway))
+        .collect();
     let serving = owners.iter().find_map(|o| match o {
         Owner::Gateway(p) => Some(*p),
         _ => None,
@@ -115,7 +150,7 @@ pub fn assess(spec: &GatewaySpec<'_>, obs: &Observation) -> Verdict {
         Owner::Other(d) => Some(d.clone()),
         _ => None,
     });
-    let unknown_owner = owners.iter().any(|o| *o == Owner::Unknown);
+    let unknown_owner = owners.contains(&Owner::Unknown);
 
     let Some(gw) = serving else {
         if let Some(owner) = foreign {
@@ -123,22 +158,44 @@ pub fn assess(spec: &GatewaySpec<'_>, obs: &Observation) -> Verdict {
         }
         if unknown_owner {
             return Verdict::Undecided {
-                why: format!("port {} is held by a process the host could not identify", spec.port),
+                why: format!(
+                    "port {} is held by a process the host could not identify",
+                    spec.port
+                ),
             };
         }
-        let Some(gw) = gws.last() else { return Verdict::NotRunning };
+        let Some(gw) = gws.last() else {
+            return Verdict::NotRunning;
+        };
         if process::is_stopped(gw) {
             return Verdict::NotServing {
                 pid: gw.id.pid,
-                why: format!("gateway {} is stopped (state {}) and has no listener", process::describe(gw), gw.state),
+                why: format!(
+                    "gateway {} is stopped (state {}) and has no listener",
+                    process::describe(gw),
+                    gw.state
+                ),
             };
         }
         return match obs.uptime.map(|u| process::age_secs(gw.id.start_time, u)) {
-            Some(age) if age < spec.start_grace_secs => Verdict::Starting { pid: gw.id.pid, age_secs: age },
+            Some(age) if age < spec.start_grace_secs => match &obs.wedge_line {
+                Some(line) => Verdict::NotServing {
+                    pid: gw.id.pid,
+                    why: format!(
+                        "gateway {} ({age} s old) has no listener on port {} and its log says it gave up: {line}",
+                        process::describe(gw),
+                        spec.port
+                    ),
+                },
+                None => Verdict::Starting {
+                    pid: gw.id.pid,
+                    age_secs: age,
+                },
+            },
             Some(age) => Verdict::NotServing {
                 pid: gw.id.pid,
                 why: format!(
-                    "gateway {} is alive for {age:.0} s but has no listener on port {} (wedged)",
+                    "gateway {} is alive for {age} s but has no listener on port {} (wedged)",
                     process::describe(gw),
                     spec.port
                 ),
@@ -156,10 +213,24 @@ pub fn assess(spec: &GatewaySpec<'_>, obs: &Observation) -> Verdict {
     if process::is_stopped(gw) {
         return Verdict::NotServing {
             pid: gw.id.pid,
-            why: format!("gateway {} is stopped (state {}): it holds the port but cannot answer", process::describe(gw), gw.state),
+            why: format!(
+                "gateway {} is stopped (state {}): it holds the port but cannot answer",
+                process::describe(gw),
+                gw.state
+            ),
         };
     }
     match &obs.http {
+        Some(HttpProbe::Accepted(_)) if obs.not_ready => {
+            let age = obs
+                .uptime
+                .map(|u| process::age_secs(gw.id.start_time, u))
+                .unwrap_or(0);
+            Verdict::Starting {
+                pid: gw.id.pid,
+                age_secs: age,
+            }
+        }
         Some(HttpProbe::Accepted(code)) => Verdict::Healthy {
             pid: gw.id.pid,
             start_time: gw.id.start_time,
@@ -191,19 +262,26 @@ pub fn assess(spec: &GatewaySpec<'_>, obs: &Observation) -> Verdict {
 /// Gather an observation. `Err` when the process table or listeners cannot
 /// be read.
 pub fn observe(sandbox: &Sandbox, spec: &GatewaySpec<'_>) -> Result<Observation, String> {
-    let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
+    let procs = sandbox
+        .processes()
+        .map_err(|e| format!("cannot list processes: {e}"))?;
     let listeners: Vec<Listener> = sandbox
         .listeners()
         .map_err(|e| format!("cannot list listeners: {e}"))?
         .into_iter()
         .filter(|l| l.port == spec.port)
         .collect();
-    let gateway_listens = listeners
-        .iter()
-        .any(|l| matches!(listener_owner(l, &procs, spec.is_gateway), Owner::Gateway(_)));
+    let gateway_listens = listeners.iter().any(|l| {
+        matches!(
+            listener_owner(l, &procs, spec.is_gateway),
+            Owner::Gateway(_)
+        )
+    });
     let (http, http_timed_out) = if gateway_listens {
         match sandbox.http_get(spec.port, spec.health_path, spec.health_timeout_ms) {
-            Ok(r) if spec.ok_codes.contains(&r.status) => (Some(HttpProbe::Accepted(r.status)), false),
+            Ok(r) if spec.ok_codes.contains(&r.status) => {
+                (Some(HttpProbe::Accepted(r.status)), false)
+            }
             Ok(r) => (Some(HttpProbe::Rejected(r.status)), false),
             Err(e) => {
                 let timed_out = matches!(e, CapError::Timeout(_));
@@ -213,18 +291,65 @@ pub fn observe(sandbox: &Sandbox, spec: &GatewaySpec<'_>) -> Result<Observation,
     } else {
         (None, false)
     };
+    let uptime = uptime(sandbox);
+    // Readiness only matters while the gateway is young: an old gateway
+    // that is draining or reloading a plugin is still the live gateway.
+    let young = gateways(&procs, spec.is_gateway)
+        .last()
+        .zip(uptime)
+        .is_some_and(|(gw, u)| process::age_secs(gw.id.start_time, u) < spec.start_grace_secs);
+    let not_ready = match (spec.ready_path, &http) {
+        (Some(path), Some(HttpProbe::Accepted(_))) if young => {
+            matches!(sandbox.http_get(spec.port, path, spec.health_timeout_ms), Ok(r) if r.status == 503)
+        }
+        _ => false,
+    };
+    let wedge_line = if gateway_listens {
+        None
+    } else {
+        wedge_line(sandbox, spec, &procs, uptime)
+    };
     Ok(Observation {
         procs,
         listeners,
         http,
         http_timed_out,
-        uptime: uptime(sandbox),
+        not_ready,
+        uptime,
+        wedge_line,
     })
 }
 
+/// For a young gateway without a listener: the last wedge marker its log
+/// wrote since that gateway started (2 s of slack for clock granularity).
+fn wedge_line(
+    sandbox: &Sandbox,
+    spec: &GatewaySpec<'_>,
+    procs: &[ProcessInfo],
+    uptime: Option<u64>,
+) -> Option<String> {
+    let log = spec.log_file.filter(|_| !spec.wedge_markers.is_empty())?;
+    let gw = gateways(procs, spec.is_gateway).last().copied()?;
+    let age = process::age_secs(gw.id.start_time, uptime?);
+    if age >= spec.start_grace_secs {
+        return None;
+    }
+    let content = sandbox
+        .read_head(log, 1024 * 1024)
+        .ok()
+        .filter(|c| !c.truncated)?;
+    let text = String::from_utf8_lossy(&content.data);
+    let since = crate::locks::now_secs() - age as i64 - 2;
+    crate::logscan::last_marker_since(&text, spec.wedge_markers, since)
+        .map(|l| l.chars().filter(|c| !c.is_control()).take(200).collect())
+}
+
 /// Seconds since boot, from the sandbox's `/proc/uptime`.
-pub fn uptime(sandbox: &Sandbox) -> Option<f64> {
-    sandbox.read("/proc/uptime", 256).ok().and_then(|d| process::parse_uptime(&d))
+pub fn uptime(sandbox: &Sandbox) -> Option<u64> {
+    sandbox
+        .read("/proc/uptime", 256)
+        .ok()
+        .and_then(|d| process::parse_uptime(&d))
 }
 
 /// Turn a verdict into the link report.
@@ -232,18 +357,47 @@ pub fn report(link: &str, spec: &GatewaySpec<'_>, obs: &Observation, verdict: &V
     let r = match verdict {
         Verdict::Healthy { pid, code, .. } => Report::healthy(
             link,
-            format!("gateway pid {pid} listens on port {} and {} answers {code}", spec.port, spec.health_path),
+            format!(
+                "gateway pid {pid} listens on port {} and {} answers {code}",
+                spec.port, spec.health_path
+            ),
         ),
-        Verdict::NotRunning => {
-            Report::broken(link, format!("no gateway process and nothing listens on port {}", spec.port)).repairable()
-        }
+        Verdict::NotRunning => Report::broken(
+            link,
+            format!(
+                "no gateway process and nothing listens on port {}",
+                spec.port
+            ),
+        )
+        .repairable(),
         Verdict::Foreign { owner } => Report::broken(
             link,
-            format!("port {} is held by {owner}, which is not the gateway; refusing to touch it", spec.port),
+            format!(
+                "port {} is held by {owner}, which is not the gateway; refusing to touch it",
+                spec.port
+            ),
         ),
+        Verdict::Starting { pid, age_secs } if obs.not_ready => Report::unknown(
+            link,
+            format!(
+                "gateway pid {pid} started {age_secs} s ago; {} answers but {} says it is not ready yet",
+                spec.health_path,
+                spec.ready_path.unwrap_or("readiness")
+            ),
+        )
+        .evidence("starting", "true")
+        .evidence("retry-after-s", spec.start_grace_secs.saturating_sub(*age_secs).max(1)),
         Verdict::Starting { pid, age_secs } => Report::unknown(
             link,
-            format!("gateway pid {pid} started {age_secs:.0} s ago and does not listen on port {} yet", spec.port),
+            format!(
+                "gateway pid {pid} started {age_secs} s ago and does not listen on port {} yet",
+                spec.port
+            ),
+        )
+        .evidence("starting", "true")
+        .evidence(
+            "retry-after-s",
+            spec.start_grace_secs.saturating_sub(*age_secs).max(1),
         ),
         Verdict::NotServing { why, .. } => Report::broken(link, why.clone()).repairable(),
         Verdict::Undecided { why } => Report::unknown(link, why.clone()),
@@ -260,7 +414,7 @@ fn evidence(mut r: Report, spec: &GatewaySpec<'_>, obs: &Observation) -> Report 
             .evidence("state", &gw.state)
             .evidence("cmdline", process::display(gw));
         if let Some(u) = obs.uptime {
-            r = r.evidence("age-s", format!("{:.0}", process::age_secs(gw.id.start_time, u)));
+            r = r.evidence("age-s", process::age_secs(gw.id.start_time, u));
         }
     }
     for l in &obs.listeners {
@@ -269,12 +423,24 @@ fn evidence(mut r: Report, spec: &GatewaySpec<'_>, obs: &Observation) -> Report 
             Owner::Other(d) => d,
             Owner::Unknown => "unknown".into(),
         };
-        r = r.evidence("listener", format!("{}:{} owner {owner}", l.address, l.port));
+        r = r.evidence(
+            "listener",
+            format!("{}:{} owner {owner}", l.address, l.port),
+        );
     }
     match &obs.http {
         Some(HttpProbe::Accepted(c)) | Some(HttpProbe::Rejected(c)) => r = r.evidence("http", c),
         Some(HttpProbe::NoAnswer(e)) => {
-            r = r.evidence("http", if obs.http_timed_out { "timeout" } else { "error" }).evidence("http-error", e)
+            r = r
+                .evidence(
+                    "http",
+                    if obs.http_timed_out {
+                        "timeout"
+                    } else {
+                        "error"
+                    },
+                )
+                .evidence("http-error", e)
         }
         None => {}
     }
@@ -309,7 +475,9 @@ pub fn retire(
     is_gateway: &dyn Fn(&ProcessInfo) -> bool,
     budget: StopBudget,
 ) -> Result<Vec<ProcessId>, String> {
-    let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
+    let procs = sandbox
+        .processes()
+        .map_err(|e| format!("cannot list processes: {e}"))?;
     let targets: Vec<ProcessInfo> = gateways(&procs, is_gateway).into_iter().cloned().collect();
     if targets.is_empty() {
         return Ok(Vec::new());
@@ -330,20 +498,27 @@ pub fn retire(
     if wait_gone(sandbox, &ids, budget.term)? {
         return Ok(ids);
     }
-    let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
+    let procs = sandbox
+        .processes()
+        .map_err(|e| format!("cannot list processes: {e}"))?;
     for id in ids.iter().filter(|id| process::is_alive(&procs, **id)) {
         signal(sandbox, *id, Signal::Kill)?;
     }
     if wait_gone(sandbox, &ids, budget.kill)? {
         return Ok(ids);
     }
-    let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
+    let procs = sandbox
+        .processes()
+        .map_err(|e| format!("cannot list processes: {e}"))?;
     let left: Vec<String> = ids
         .iter()
         .filter_map(|id| process::by_id(&procs, *id))
         .map(process::describe)
         .collect();
-    Err(format!("gateway process(es) still alive after SIGTERM and SIGKILL: {}", left.join(", ")))
+    Err(format!(
+        "gateway process(es) still alive after SIGTERM and SIGKILL: {}",
+        left.join(", ")
+    ))
 }
 
 fn signal(sandbox: &Sandbox, id: ProcessId, sig: Signal) -> Result<bool, String> {
@@ -356,14 +531,18 @@ fn signal(sandbox: &Sandbox, id: ProcessId, sig: Signal) -> Result<bool, String>
 pub fn wait_gone(sandbox: &Sandbox, ids: &[ProcessId], within: Duration) -> Result<bool, String> {
     let deadline = Instant::now() + within;
     loop {
-        let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
+        let procs = sandbox
+            .processes()
+            .map_err(|e| format!("cannot list processes: {e}"))?;
         if !ids.iter().any(|id| process::is_alive(&procs, *id)) {
             return Ok(true);
         }
         if Instant::now() >= deadline {
             return Ok(false);
         }
-        std::thread::sleep(Duration::from_millis(200).min(deadline.saturating_duration_since(Instant::now())));
+        std::thread::sleep(
+            Duration::from_millis(200).min(deadline.saturating_duration_since(Instant::now())),
+        );
     }
 }
 
@@ -416,18 +595,28 @@ pub fn launch(
     let argv = launch_argv(spec);
     let spawned = sandbox
         .spawn(&argv, spec.user.as_deref(), &spec.env, &spec.log_file)
-        .map_err(|e| format!("spawning `{}` failed ({}): {e}", spec.argv.join(" "), e.kind()))?;
+        .map_err(|e| {
+            format!(
+                "spawning `{}` failed ({}): {e}",
+                spec.argv.join(" "),
+                e.kind()
+            )
+        })?;
     let started = Instant::now();
     let deadline = started + settle * 2;
     loop {
         std::thread::sleep(Duration::from_millis(250));
-        let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
-        let fresh = gateways(&procs, is_gateway).into_iter().rev().find(|p| !retired.contains(&p.id)).map(|p| p.id);
+        let procs = sandbox
+            .processes()
+            .map_err(|e| format!("cannot list processes: {e}"))?;
+        let fresh = gateways(&procs, is_gateway)
+            .into_iter()
+            .rev()
+            .find(|p| !retired.contains(&p.id))
+            .map(|p| p.id);
         let spawned_alive = process::is_alive(&procs, spawned);
-        if started.elapsed() >= settle {
-            if let Some(id) = fresh {
-                return Ok(id);
-            }
+        if let Some(id) = fresh.filter(|_| started.elapsed() >= settle) {
+            return Ok(id);
         }
         if Instant::now() >= deadline {
             if let Some(id) = fresh {
@@ -459,10 +648,19 @@ pub fn log_tail(sandbox: &Sandbox, path: &str) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = lines[lines.len().saturating_sub(3)..]
         .iter()
-        .map(|l| l.chars().filter(|c| !c.is_control()).take(200).collect::<String>())
+        .map(|l| {
+            l.chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect::<String>()
+        })
         .collect::<Vec<_>>()
         .join(" | ");
-    if tail.is_empty() { format!("; {path} is empty") } else { format!("; last lines of {path}: {tail}") }
+    if tail.is_empty() {
+        format!("; {path} is empty")
+    } else {
+        format!("; last lines of {path}: {tail}")
+    }
 }
 
 /// What [`repair`] needs besides the spec.
@@ -498,7 +696,7 @@ pub fn repair(sandbox: &Sandbox, plan: &RepairPlan<'_>) -> RepairOutcome {
         }
         Verdict::Starting { pid, age_secs } => {
             return RepairOutcome::Refused(format!(
-                "gateway pid {pid} started {age_secs:.0} s ago and may still be starting; not restarting it"
+                "gateway pid {pid} started {age_secs} s ago and may still be starting; not restarting it"
             ));
         }
         Verdict::Undecided { why } => {
@@ -522,7 +720,13 @@ pub fn repair(sandbox: &Sandbox, plan: &RepairPlan<'_>) -> RepairOutcome {
         }
         Err(e) => return RepairOutcome::Failed(e),
     }
-    match launch(sandbox, &plan.launch, spec.is_gateway, &retired, plan.settle) {
+    match launch(
+        sandbox,
+        &plan.launch,
+        spec.is_gateway,
+        &retired,
+        plan.settle,
+    ) {
         Ok(id) => {
             let old = if retired.is_empty() {
                 String::new()
@@ -542,9 +746,17 @@ pub fn repair(sandbox: &Sandbox, plan: &RepairPlan<'_>) -> RepairOutcome {
 }
 
 /// Who still listens on the port, ignoring processes in `retired`.
-fn port_holder(sandbox: &Sandbox, spec: &GatewaySpec<'_>, retired: &[ProcessId]) -> Result<Option<String>, String> {
-    let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
-    let listeners = sandbox.listeners().map_err(|e| format!("cannot list listeners: {e}"))?;
+fn port_holder(
+    sandbox: &Sandbox,
+    spec: &GatewaySpec<'_>,
+    retired: &[ProcessId],
+) -> Result<Option<String>, String> {
+    let procs = sandbox
+        .processes()
+        .map_err(|e| format!("cannot list processes: {e}"))?;
+    let listeners = sandbox
+        .listeners()
+        .map_err(|e| format!("cannot list listeners: {e}"))?;
     for l in listeners.iter().filter(|l| l.port == spec.port) {
         match l.owner {
             Some(id) if retired.contains(&id) => continue,
@@ -564,7 +776,8 @@ mod tests {
     use crate::process::tests::proc_;
 
     fn is_gw(p: &ProcessInfo) -> bool {
-        process::program_is(p, &["openclaw-gateway"]) || process::invocation(p, &["openclaw"], &["gateway", "run"]).is_some()
+        process::program_is(p, &["openclaw-gateway"])
+            || process::invocation(p, &["openclaw"], &["gateway", "run"]).is_some()
     }
 
     fn spec() -> GatewaySpec<'static> {
@@ -572,9 +785,12 @@ mod tests {
             port: 18789,
             health_path: "/health",
             ok_codes: &[200, 401],
+            ready_path: Some("/readyz"),
             health_timeout_ms: 3000,
-            start_grace_secs: 30.0,
+            start_grace_secs: 30,
             is_gateway: &is_gw,
+            log_file: Some("/tmp/gateway.log"),
+            wedge_markers: &["Process will stay alive"],
         }
     }
 
@@ -582,17 +798,26 @@ mod tests {
         Listener {
             address: "127.0.0.1".into(),
             port: 18789,
-            owner: Some(ProcessId { pid, start_time: start }),
+            owner: Some(ProcessId {
+                pid,
+                start_time: start,
+            }),
         }
     }
 
-    fn obs(procs: Vec<ProcessInfo>, listeners: Vec<Listener>, http: Option<HttpProbe>) -> Observation {
+    fn obs(
+        procs: Vec<ProcessInfo>,
+        listeners: Vec<Listener>,
+        http: Option<HttpProbe>,
+    ) -> Observation {
         Observation {
             procs,
             listeners,
             http,
             http_timed_out: false,
-            uptime: Some(1000.0),
+            not_ready: false,
+            uptime: Some(100_000),
+            wedge_line: None,
         }
     }
 
@@ -603,16 +828,64 @@ mod tests {
 
     #[test]
     fn gateway_with_listener_and_health_200_is_healthy() {
-        let o = obs(vec![gateway_proc()], vec![listener(40, 50_000)], Some(HttpProbe::Accepted(200)));
-        assert_eq!(assess(&spec(), &o), Verdict::Healthy { pid: 40, start_time: 50_000, code: 200 });
+        let o = obs(
+            vec![gateway_proc()],
+            vec![listener(40, 50_000)],
+            Some(HttpProbe::Accepted(200)),
+        );
+        assert_eq!(
+            assess(&spec(), &o),
+            Verdict::Healthy {
+                pid: 40,
+                start_time: 50_000,
+                code: 200
+            }
+        );
         let r = report("gateway", &spec(), &o, &assess(&spec(), &o)).build();
-        assert!(r.evidence.iter().any(|kv| kv.key == "http" && kv.value == "200"));
-        assert!(r.evidence.iter().any(|kv| kv.key == "start-time" && kv.value == "50000"));
+        assert!(
+            r.evidence
+                .iter()
+                .any(|kv| kv.key == "http" && kv.value == "200")
+        );
+        assert!(
+            r.evidence
+                .iter()
+                .any(|kv| kv.key == "start-time" && kv.value == "50000")
+        );
+    }
+
+    #[test]
+    fn young_live_gateway_that_is_not_ready_is_starting() {
+        let young = proc_(40, 99_000, 1, "S", &["openclaw-gateway"]);
+        let mut o = obs(
+            vec![young],
+            vec![listener(40, 99_000)],
+            Some(HttpProbe::Accepted(200)),
+        );
+        o.not_ready = true;
+        let v = assess(&spec(), &o);
+        assert!(
+            matches!(
+                v,
+                Verdict::Starting {
+                    pid: 40,
+                    age_secs: 10
+                }
+            ),
+            "{v:?}"
+        );
+        let r = report("gateway", &spec(), &o, &v).build();
+        assert_eq!(r.health, crate::Health::Unknown);
+        assert!(r.summary.contains("/readyz"), "{}", r.summary);
     }
 
     #[test]
     fn health_401_counts_as_alive() {
-        let o = obs(vec![gateway_proc()], vec![listener(40, 50_000)], Some(HttpProbe::Accepted(401)));
+        let o = obs(
+            vec![gateway_proc()],
+            vec![listener(40, 50_000)],
+            Some(HttpProbe::Accepted(401)),
+        );
         assert!(assess(&spec(), &o).is_healthy());
     }
 
@@ -635,11 +908,38 @@ mod tests {
 
     #[test]
     fn young_gateway_without_listener_is_starting_not_broken() {
-        let young = proc_(40, 99_000, 1, "S", &["node", "/usr/lib/node_modules/openclaw/openclaw.mjs", "gateway", "run"]);
+        let young = proc_(
+            40,
+            99_000,
+            1,
+            "S",
+            &[
+                "node",
+                "/usr/lib/node_modules/openclaw/openclaw.mjs",
+                "gateway",
+                "run",
+            ],
+        );
         let o = obs(vec![young], vec![], None);
-        assert!(matches!(assess(&spec(), &o), Verdict::Starting { pid: 40, .. }));
+        assert!(matches!(
+            assess(&spec(), &o),
+            Verdict::Starting { pid: 40, .. }
+        ));
         let r = report("gateway", &spec(), &o, &assess(&spec(), &o)).build();
         assert_eq!(r.health, crate::Health::Unknown);
+    }
+
+    #[test]
+    fn young_gateway_whose_log_says_it_gave_up_is_wedged() {
+        let young = proc_(40, 99_000, 1, "S", &["openclaw-gateway"]);
+        let mut o = obs(vec![young], vec![], None);
+        o.wedge_line = Some(
+            "2026-09-20T10:00:05Z [gateway] gateway startup failed: x. Process will stay alive"
+                .into(),
+        );
+        assert!(
+            matches!(assess(&spec(), &o), Verdict::NotServing { why, .. } if why.contains("gave up"))
+        );
     }
 
     #[test]
@@ -651,39 +951,74 @@ mod tests {
 
     #[test]
     fn http_5xx_is_broken() {
-        let o = obs(vec![gateway_proc()], vec![listener(40, 50_000)], Some(HttpProbe::Rejected(500)));
-        assert!(matches!(assess(&spec(), &o), Verdict::NotServing { why, .. } if why.contains("500")));
+        let o = obs(
+            vec![gateway_proc()],
+            vec![listener(40, 50_000)],
+            Some(HttpProbe::Rejected(500)),
+        );
+        assert!(
+            matches!(assess(&spec(), &o), Verdict::NotServing { why, .. } if why.contains("500"))
+        );
     }
 
     #[test]
     fn frozen_gateway_that_times_out_is_broken_with_evidence() {
-        let mut o = obs(vec![gateway_proc()], vec![listener(40, 50_000)], Some(HttpProbe::NoAnswer("timed out".into())));
+        let mut o = obs(
+            vec![gateway_proc()],
+            vec![listener(40, 50_000)],
+            Some(HttpProbe::NoAnswer("timed out".into())),
+        );
         o.http_timed_out = true;
         let v = assess(&spec(), &o);
-        assert!(matches!(&v, Verdict::NotServing { why, .. } if why.contains("frozen")), "{v:?}");
+        assert!(
+            matches!(&v, Verdict::NotServing { why, .. } if why.contains("frozen")),
+            "{v:?}"
+        );
         let r = report("gateway", &spec(), &o, &v).build();
         assert!(r.repairable);
-        assert!(r.evidence.iter().any(|kv| kv.key == "http" && kv.value == "timeout"));
+        assert!(
+            r.evidence
+                .iter()
+                .any(|kv| kv.key == "http" && kv.value == "timeout")
+        );
     }
 
     #[test]
     fn sigstopped_gateway_is_broken_even_before_http() {
         let stopped = proc_(40, 50_000, 1, "T", &["openclaw-gateway"]);
         let o = obs(vec![stopped], vec![listener(40, 50_000)], None);
-        assert!(matches!(assess(&spec(), &o), Verdict::NotServing { why, .. } if why.contains("stopped")));
+        assert!(
+            matches!(assess(&spec(), &o), Verdict::NotServing { why, .. } if why.contains("stopped"))
+        );
     }
 
     #[test]
     fn other_http_errors_are_undecided() {
-        let o = obs(vec![gateway_proc()], vec![listener(40, 50_000)], Some(HttpProbe::NoAnswer("unavailable".into())));
+        let o = obs(
+            vec![gateway_proc()],
+            vec![listener(40, 50_000)],
+            Some(HttpProbe::NoAnswer("unavailable".into())),
+        );
         assert!(matches!(assess(&spec(), &o), Verdict::Undecided { .. }));
     }
 
     #[test]
     fn foreign_listener_is_named_and_not_repairable() {
-        let o = obs(vec![proc_(77, 5, 1, "S", &["python3", "-m", "http.server", "18789"])], vec![listener(77, 5)], None);
+        let o = obs(
+            vec![proc_(
+                77,
+                5,
+                1,
+                "S",
+                &["python3", "-m", "http.server", "18789"],
+            )],
+            vec![listener(77, 5)],
+            None,
+        );
         let v = assess(&spec(), &o);
-        assert!(matches!(&v, Verdict::Foreign { owner } if owner.contains("pid 77") && owner.contains("http.server")));
+        assert!(
+            matches!(&v, Verdict::Foreign { owner } if owner.contains("pid 77") && owner.contains("http.server"))
+        );
         let r = report("gateway", &spec(), &o, &v).build();
         assert!(!r.repairable);
         assert_eq!(r.health, crate::Health::Broken);
@@ -692,8 +1027,15 @@ mod tests {
     #[test]
     fn listener_held_by_gateway_child_counts_as_gateway() {
         let child = proc_(41, 50_100, 40, "S", &["node", "/x/spawn-broker/worker.js"]);
-        let o = obs(vec![gateway_proc(), child], vec![listener(41, 50_100)], Some(HttpProbe::Accepted(200)));
-        assert!(matches!(assess(&spec(), &o), Verdict::Healthy { pid: 40, .. }));
+        let o = obs(
+            vec![gateway_proc(), child],
+            vec![listener(41, 50_100)],
+            Some(HttpProbe::Accepted(200)),
+        );
+        assert!(matches!(
+            assess(&spec(), &o),
+            Verdict::Healthy { pid: 40, .. }
+        ));
     }
 
     #[test]
@@ -728,7 +1070,10 @@ mod tests {
         assert!(argv[2].starts_with("set -e; . \"$0\";"));
         assert_eq!(argv[3], "/tmp/nemoclaw-proxy-env.sh");
         assert_eq!(&argv[4..], &["openclaw", "gateway", "run"]);
-        let bare = LaunchSpec { env_file: None, ..spec };
+        let bare = LaunchSpec {
+            env_file: None,
+            ..spec
+        };
         assert_eq!(launch_argv(&bare), vec!["openclaw", "gateway", "run"]);
     }
 }

@@ -64,7 +64,11 @@ impl Node {
     /// The member `key` of an object (the last one when duplicated).
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.value {
-            Value::Object(members) => members.iter().rev().find(|m| m.key == key).map(|m| &m.value),
+            Value::Object(members) => members
+                .iter()
+                .rev()
+                .find(|m| m.key == key)
+                .map(|m| &m.value),
             _ => None,
         }
     }
@@ -107,9 +111,14 @@ impl Node {
     /// whitespace). Numbers compare by their text.
     pub fn same_as(&self, other: &Node) -> bool {
         match (&self.value, &other.value) {
-            (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y)),
+            (Value::Array(a), Value::Array(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y))
+            }
             (Value::Object(a), Value::Object(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.key == y.key && x.value.same_as(&y.value))
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|(x, y)| x.key == y.key && x.value.same_as(&y.value))
             }
             (a, b) => a == b,
         }
@@ -127,7 +136,11 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {} column {}: {}", self.line, self.column, self.message)
+        write!(
+            f,
+            "line {} column {}: {}",
+            self.line, self.column, self.message
+        )
     }
 }
 
@@ -150,7 +163,15 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
 fn is_ws(c: char) -> bool {
     matches!(
         c,
-        '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{A0}' | '\u{FEFF}' | '\u{1680}' | '\u{2000}'
+        '\t' | '\n'
+            | '\u{0B}'
+            | '\u{0C}'
+            | '\r'
+            | ' '
+            | '\u{A0}'
+            | '\u{FEFF}'
+            | '\u{1680}'
+            | '\u{2000}'
             ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
     )
 }
@@ -159,12 +180,15 @@ fn is_line_terminator(c: char) -> bool {
     matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}')
 }
 
+/// ECMAScript IdentifierStart, approximated without Unicode tables (they
+/// would add kilobytes to every plugin): ASCII letters, `$`, `_`, and any
+/// non-ASCII character that is not whitespace.
 fn is_ident_start(c: char) -> bool {
-    c == '$' || c == '_' || c.is_alphabetic()
+    c == '$' || c == '_' || c.is_ascii_alphabetic() || (!c.is_ascii() && !is_ws(c))
 }
 
 fn is_ident_part(c: char) -> bool {
-    is_ident_start(c) || c.is_alphanumeric() || c == '\u{200C}' || c == '\u{200D}'
+    is_ident_start(c) || c.is_ascii_digit()
 }
 
 struct Parser<'a> {
@@ -215,7 +239,9 @@ impl Parser<'_> {
                     let start = self.pos;
                     match self.text[self.pos + 2..].find("*/") {
                         Some(end) => self.pos += 2 + end + 2,
-                        None => return Err(error_at(self.text, start, "unterminated block comment")),
+                        None => {
+                            return Err(error_at(self.text, start, "unterminated block comment"));
+                        }
                     }
                 }
                 _ => return Ok(()),
@@ -241,10 +267,18 @@ impl Parser<'_> {
                     "true" => Value::Bool(true),
                     "false" => Value::Bool(false),
                     "Infinity" | "NaN" => Value::Number(word),
-                    _ => return Err(error_at(self.text, start, format!("unexpected word '{word}'"))),
+                    _ => {
+                        return Err(error_at(
+                            self.text,
+                            start,
+                            format!("unexpected word '{word}'"),
+                        ));
+                    }
                 }
             }
-            Some(c) => return Err(self.error(format!("unexpected character '{}'", c.escape_debug()))),
+            Some(c) => {
+                return Err(self.error(format!("unexpected character '{}'", c.escape_debug())));
+            }
         };
         Ok(Node {
             value,
@@ -264,7 +298,9 @@ impl Parser<'_> {
             let key = match self.peek() {
                 Some(q @ ('"' | '\'')) => self.string(q)?,
                 Some(c) if is_ident_start(c) || c == '\\' => self.identifier()?,
-                Some(c) => return Err(self.error(format!("expected a key, found '{}'", c.escape_debug()))),
+                Some(c) => {
+                    return Err(self.error(format!("expected a key, found '{}'", c.escape_debug())));
+                }
                 None => return Err(self.error("unterminated object")),
             };
             let key_span = key_start..self.pos;
@@ -274,7 +310,11 @@ impl Parser<'_> {
             }
             self.skip_trivia()?;
             let value = self.value(depth + 1)?;
-            members.push(Member { key, key_span, value });
+            members.push(Member {
+                key,
+                key_span,
+                value,
+            });
             self.skip_trivia()?;
             if self.eat(",") {
                 continue;
@@ -307,7 +347,10 @@ impl Parser<'_> {
     }
 
     fn hex_digits(&mut self, n: usize) -> Result<u32, ParseError> {
-        let digits = self.text.get(self.pos..self.pos + n).filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
+        let digits = self
+            .text
+            .get(self.pos..self.pos + n)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
         let Some(digits) = digits else {
             return Err(self.error(format!("expected {n} hex digits")));
         };
@@ -342,7 +385,13 @@ impl Parser<'_> {
             };
             match c {
                 c if c == quote => return Ok(out),
-                '\n' | '\r' => return Err(error_at(self.text, self.pos - 1, "line break inside a string")),
+                '\n' | '\r' => {
+                    return Err(error_at(
+                        self.text,
+                        self.pos - 1,
+                        "line break inside a string",
+                    ));
+                }
                 '\\' => {
                     let Some(e) = self.bump() else {
                         return Err(error_at(self.text, start, "unterminated string"));
@@ -368,7 +417,11 @@ impl Parser<'_> {
                         }
                         '\n' | '\u{2028}' | '\u{2029}' => {}
                         d if d.is_ascii_digit() => {
-                            return Err(error_at(self.text, self.pos - 1, "digit escapes are not allowed"));
+                            return Err(error_at(
+                                self.text,
+                                self.pos - 1,
+                                "digit escapes are not allowed",
+                            ));
                         }
                         other => out.push(other),
                     }
@@ -388,13 +441,20 @@ impl Parser<'_> {
                         return Err(self.error("expected \\u escape in identifier"));
                     }
                     let c = self.unicode_escape()?;
-                    let ok = if out.is_empty() { is_ident_start(c) } else { is_ident_part(c) };
+                    let ok = if out.is_empty() {
+                        is_ident_start(c)
+                    } else {
+                        is_ident_part(c)
+                    };
                     if !ok {
                         return Err(self.error("escape is not an identifier character"));
                     }
                     out.push(c);
                 }
-                Some(c) if (out.is_empty() && is_ident_start(c)) || (!out.is_empty() && is_ident_part(c)) => {
+                Some(c)
+                    if (out.is_empty() && is_ident_start(c))
+                        || (!out.is_empty() && is_ident_part(c)) =>
+                {
                     self.bump();
                     out.push(c);
                 }
@@ -463,7 +523,9 @@ impl Parser<'_> {
 fn error_at(text: &str, offset: usize, message: impl Into<String>) -> ParseError {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.chars().count(), |nl| before[nl + 1..].chars().count()) + 1;
+    let column = before.rfind('\n').map_or(before.chars().count(), |nl| {
+        before[nl + 1..].chars().count()
+    }) + 1;
     ParseError {
         offset,
         line,
@@ -547,8 +609,16 @@ impl fmt::Display for PatchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PatchError::Parse(e) => write!(f, "does not parse as JSON5: {e}"),
-            PatchError::WrongType { path, expected, found } => {
-                let path = if path.is_empty() { "the document root" } else { path };
+            PatchError::WrongType {
+                path,
+                expected,
+                found,
+            } => {
+                let path = if path.is_empty() {
+                    "the document root"
+                } else {
+                    path
+                };
                 write!(f, "{path} is a {found}, expected an {expected}")
             }
             PatchError::Verify(why) => write!(f, "patch verification failed: {why}"),
@@ -572,8 +642,15 @@ pub struct Patched {
 /// deepest existing object. Every other byte stays as it was. The result is
 /// re-parsed and must equal the original document plus exactly that one
 /// string, or the patch is refused with [`PatchError::Verify`].
-pub fn ensure_string_in_array(text: &str, path: &[&str], value: &str) -> Result<Patched, PatchError> {
-    assert!(!path.is_empty(), "ensure_string_in_array needs a non-empty path");
+pub fn ensure_string_in_array(
+    text: &str,
+    path: &[&str],
+    value: &str,
+) -> Result<Patched, PatchError> {
+    assert!(
+        !path.is_empty(),
+        "ensure_string_in_array needs a non-empty path"
+    );
     let root = parse(text).map_err(PatchError::Parse)?;
     let style = Style::detect(text, &root);
 
@@ -613,7 +690,14 @@ pub fn ensure_string_in_array(text: &str, path: &[&str], value: &str) -> Result<
                     .and_then(|n| text[n.span.clone()].chars().next())
                     .unwrap_or(style.quote);
                 let spans: Vec<_> = items.iter().map(|n| n.span.clone()).collect();
-                break insert_last(text, &array.span, &spans, &quote_with(value, quote), false, style.sep);
+                break insert_last(
+                    text,
+                    &array.span,
+                    &spans,
+                    &quote_with(value, quote),
+                    false,
+                    style.sep,
+                );
             }
             None => {
                 let rest = &path[depth..];
@@ -622,13 +706,17 @@ pub fn ensure_string_in_array(text: &str, path: &[&str], value: &str) -> Result<
                     rendered = format!("{{{}{}{rendered}}}", style.key(key), style.colon);
                 }
                 let member = format!("{}{}{rendered}", style.key(rest[0]), style.colon);
-                let spans: Vec<_> = members.iter().map(|m| m.key_span.start..m.value.span.end).collect();
+                let spans: Vec<_> = members
+                    .iter()
+                    .map(|m| m.key_span.start..m.value.span.end)
+                    .collect();
                 break insert_last(text, &node.span, &spans, &member, true, style.sep);
             }
         }
     };
 
-    let patched = parse(&new_text).map_err(|e| PatchError::Verify(format!("patched text does not parse: {e}")))?;
+    let patched = parse(&new_text)
+        .map_err(|e| PatchError::Verify(format!("patched text does not parse: {e}")))?;
     verify_one_string_added(&root, &patched, path, value).map_err(PatchError::Verify)?;
     Ok(Patched {
         text: new_text,
@@ -658,12 +746,17 @@ impl Style {
             style.sep = if lead.is_empty() { "" } else { " " };
         }
         if let Some(m) = first_member(root) {
-            style.key_quote = match text[m.key_span.clone()].chars().next() {
-                Some(q @ ('"' | '\'')) => q,
-                _ => '\0',
-            };
+            style.key_quote = text[m.key_span.clone()]
+                .chars()
+                .next()
+                .filter(|c| matches!(c, '"' | '\''))
+                .unwrap_or('\0');
             let between = &text[m.key_span.end..m.value.span.start];
-            style.colon = if between.trim_start().starts_with(':') && between.ends_with(':') { ":" } else { ": " };
+            style.colon = if between.trim_start().starts_with(':') && between.ends_with(':') {
+                ":"
+            } else {
+                ": "
+            };
         }
         if let Some(q) = first_string(root).and_then(|n| text[n.span.clone()].chars().next()) {
             style.quote = q;
@@ -672,7 +765,8 @@ impl Style {
     }
 
     fn key(&self, key: &str) -> String {
-        let ident = key.chars().next().is_some_and(is_ident_start) && key.chars().all(is_ident_part);
+        let ident =
+            key.chars().next().is_some_and(is_ident_start) && key.chars().all(is_ident_part);
         match self.key_quote {
             '\0' if ident => key.to_string(),
             '\0' => quote_with(key, '"'),
@@ -686,7 +780,10 @@ impl Style {
 fn first_inline_separator<'t>(text: &'t str, node: &Node) -> Option<&'t str> {
     let (second, children): (Option<usize>, Vec<&Node>) = match &node.value {
         Value::Array(items) => (items.get(1).map(|n| n.span.start), items.iter().collect()),
-        Value::Object(members) => (members.get(1).map(|m| m.key_span.start), members.iter().map(|m| &m.value).collect()),
+        Value::Object(members) => (
+            members.get(1).map(|m| m.key_span.start),
+            members.iter().map(|m| &m.value).collect(),
+        ),
         _ => return None,
     };
     if let Some(start) = second {
@@ -696,7 +793,9 @@ fn first_inline_separator<'t>(text: &'t str, node: &Node) -> Option<&'t str> {
             return Some(lead);
         }
     }
-    children.into_iter().find_map(|c| first_inline_separator(text, c))
+    children
+        .into_iter()
+        .find_map(|c| first_inline_separator(text, c))
 }
 
 fn first_member(node: &Node) -> Option<&Member> {
@@ -768,7 +867,11 @@ fn insert_last(
     let anchor = comma.map_or(last.end, |c| c + 1);
     // In a one-entry-per-line layout, a comment on the last entry's line
     // stays with that entry: insert at the end of the line.
-    let at = if multiline { end_of_line_after_comments(text, anchor, close).unwrap_or(anchor) } else { anchor };
+    let at = if multiline {
+        end_of_line_after_comments(text, anchor, close).unwrap_or(anchor)
+    } else {
+        anchor
+    };
 
     if comma.is_none() {
         out.push_str(&text[..last.end]);
@@ -823,7 +926,12 @@ fn trailing_comma(text: &str, from: usize, to: usize) -> Option<usize> {
 
 /// `new` must equal `old` except that the array at `path` gained `value` at
 /// its end (or the members on the path were appended, holding just it).
-fn verify_one_string_added(old: &Node, new: &Node, path: &[&str], value: &str) -> Result<(), String> {
+fn verify_one_string_added(
+    old: &Node,
+    new: &Node,
+    path: &[&str],
+    value: &str,
+) -> Result<(), String> {
     let (Value::Object(om), Value::Object(nm)) = (&old.value, &new.value) else {
         return Err("expected objects on the path".into());
     };
@@ -851,7 +959,11 @@ fn verify_one_string_added(old: &Node, new: &Node, path: &[&str], value: &str) -
                     let ok = y.len() == x.len() + 1
                         && x.iter().zip(y).all(|(p, q)| p.same_as(q))
                         && y.last().and_then(Node::as_str) == Some(value);
-                    if ok { Ok(()) } else { Err(format!("array '{key}' did not gain exactly the new string")) }
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(format!("array '{key}' did not gain exactly the new string"))
+                    }
                 }
                 _ => Err(format!("'{key}' is not an array on both sides")),
             }
@@ -860,7 +972,11 @@ fn verify_one_string_added(old: &Node, new: &Node, path: &[&str], value: &str) -
             if nm.len() != om.len() + 1 {
                 return Err(format!("expected exactly one new member '{key}'"));
             }
-            if !om.iter().zip(nm).all(|(a, b)| a.key == b.key && a.value.same_as(&b.value)) {
+            if !om
+                .iter()
+                .zip(nm)
+                .all(|(a, b)| a.key == b.key && a.value.same_as(&b.value))
+            {
                 return Err("existing members changed".into());
             }
             let added = nm.last().expect("one more member");
@@ -876,7 +992,9 @@ fn verify_one_string_added(old: &Node, new: &Node, path: &[&str], value: &str) -
             }
             match node.as_array() {
                 Some([only]) if only.as_str() == Some(value) => Ok(()),
-                _ => Err(format!("new member '{key}' does not hold exactly the new string")),
+                _ => Err(format!(
+                    "new member '{key}' does not hold exactly the new string"
+                )),
             }
         }
     }
@@ -911,7 +1029,10 @@ mod tests {
         assert_eq!(doc.get("dq").unwrap().as_str(), Some("aAB"));
         assert_eq!(doc.get("hex").unwrap().value, Value::Number("0xFF".into()));
         assert_eq!(doc.get("arr").unwrap().as_array().unwrap().len(), 2);
-        assert_eq!(doc.get_path(&["nested", "b"]).unwrap().value, Value::Bool(true));
+        assert_eq!(
+            doc.get_path(&["nested", "b"]).unwrap().value,
+            Value::Bool(true)
+        );
     }
 
     #[test]
@@ -924,7 +1045,17 @@ mod tests {
 
     #[test]
     fn invalid_documents_are_rejected_with_position() {
-        for bad in ["{a: 1", "{a 1}", "[1 2]", "{a: 'x\ny'}", "{a: 1} x", "/* open", "{a: 01x}", "", "{a: .}"] {
+        for bad in [
+            "{a: 1",
+            "{a 1}",
+            "[1 2]",
+            "{a: 'x\ny'}",
+            "{a: 1} x",
+            "/* open",
+            "{a: 01x}",
+            "",
+            "{a: .}",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should not parse");
         }
         let e = parse("{\n  a: 1,\n  b: ?\n}").unwrap_err();
@@ -1055,8 +1186,68 @@ mod tests {
         assert_eq!(arr[0].as_str(), Some("http://x/]\""));
         assert_eq!(arr[1].as_str(), Some("it's ]"));
         assert_eq!(arr[2].as_str(), Some(ORIGIN));
-        assert_eq!(doc.get("note").unwrap().as_str(), Some("a ] } [ { \" ' // not a comment"));
+        assert_eq!(
+            doc.get("note").unwrap().as_str(),
+            Some("a ] } [ { \" ' // not a comment")
+        );
         assert!(out.ends_with(r#", "tail": "/* no */"}"#));
+    }
+
+    #[test]
+    fn line_comment_after_last_origin_stays_on_its_line() {
+        let text = "{gateway: {controlUi: {allowedOrigins: [\n  'http://a' // the dev box\n]}}}";
+        assert_eq!(
+            add(text),
+            "{gateway: {controlUi: {allowedOrigins: [\n  'http://a', // the dev box\n  'http://127.0.0.1:18789'\n]}}}"
+        );
+    }
+
+    #[test]
+    fn nested_objects_elsewhere_are_untouched() {
+        let text = r#"{"plugins": {"controlUi": {"allowedOrigins": []}}, "gateway": {"controlUi": {"allowedOrigins": ["x"], "nested": {"allowedOrigins": []}}}}"#;
+        let out = add(text);
+        let doc = parse(&out).unwrap();
+        assert_eq!(
+            doc.get_path(&["plugins", "controlUi", "allowedOrigins"])
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(
+            doc.get_path(&["gateway", "controlUi", "nested", "allowedOrigins"])
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(doc.get_path(PATH).unwrap().as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn only_the_insertion_differs_from_the_original() {
+        for text in [
+            "{gateway: {controlUi: {allowedOrigins: ['a', 'b']}}}",
+            "// c\n{\n  gateway: { /* x */ controlUi: {}, },\n}\n",
+            "{\"gateway\": {}}",
+        ] {
+            let out = add(text);
+            // Removing the inserted bytes gives the original back.
+            let prefix = text
+                .bytes()
+                .zip(out.bytes())
+                .take_while(|(a, b)| a == b)
+                .count();
+            let suffix = text
+                .bytes()
+                .rev()
+                .zip(out.bytes().rev())
+                .take_while(|(a, b)| a == b)
+                .count();
+            assert!(prefix + suffix >= text.len(), "{text:?} -> {out:?}");
+        }
     }
 
     #[test]
@@ -1069,7 +1260,8 @@ mod tests {
 
     #[test]
     fn duplicate_control_ui_patches_the_effective_last_one() {
-        let text = "{gateway: {controlUi: {allowedOrigins: []}, controlUi: {allowedOrigins: ['a']}}}";
+        let text =
+            "{gateway: {controlUi: {allowedOrigins: []}, controlUi: {allowedOrigins: ['a']}}}";
         let out = add(text);
         assert_eq!(
             out,
@@ -1079,8 +1271,12 @@ mod tests {
 
     #[test]
     fn allowed_origins_as_string_is_refused_as_schema_invalid() {
-        let err = ensure_string_in_array(r#"{"gateway": {"controlUi": {"allowedOrigins": "x"}}}"#, PATH, ORIGIN)
-            .unwrap_err();
+        let err = ensure_string_in_array(
+            r#"{"gateway": {"controlUi": {"allowedOrigins": "x"}}}"#,
+            PATH,
+            ORIGIN,
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             PatchError::WrongType {
@@ -1091,26 +1287,44 @@ mod tests {
         );
         let err = ensure_string_in_array(r#"{"gateway": null}"#, PATH, ORIGIN).unwrap_err();
         assert!(err.to_string().contains("gateway is a null"), "{err}");
-        assert!(matches!(ensure_string_in_array("[1]", PATH, ORIGIN), Err(PatchError::WrongType { .. })));
+        assert!(matches!(
+            ensure_string_in_array("[1]", PATH, ORIGIN),
+            Err(PatchError::WrongType { .. })
+        ));
     }
 
     #[test]
     fn unparseable_config_is_refused() {
-        assert!(matches!(ensure_string_in_array("{gateway: ", PATH, ORIGIN), Err(PatchError::Parse(_))));
+        assert!(matches!(
+            ensure_string_in_array("{gateway: ", PATH, ORIGIN),
+            Err(PatchError::Parse(_))
+        ));
     }
 
     #[test]
     fn value_with_special_characters_is_escaped() {
         let p = ensure_string_in_array("{a: []}", &["a"], "q\"uo\\te\n").unwrap();
         assert_eq!(p.text, "{a: [\"q\\\"uo\\\\te\\n\"]}");
-        assert_eq!(parse(&p.text).unwrap().get("a").unwrap().as_array().unwrap()[0].as_str(), Some("q\"uo\\te\n"));
+        assert_eq!(
+            parse(&p.text)
+                .unwrap()
+                .get("a")
+                .unwrap()
+                .as_array()
+                .unwrap()[0]
+                .as_str(),
+            Some("q\"uo\\te\n")
+        );
     }
 
     #[test]
     fn crlf_documents_keep_their_line_endings() {
         let text = "{\r\n  \"a\": [\r\n    \"x\"\r\n  ]\r\n}\r\n";
         let p = ensure_string_in_array(text, &["a"], "y").unwrap();
-        assert_eq!(p.text, "{\r\n  \"a\": [\r\n    \"x\",\r\n    \"y\"\r\n  ]\r\n}\r\n");
+        assert_eq!(
+            p.text,
+            "{\r\n  \"a\": [\r\n    \"x\",\r\n    \"y\"\r\n  ]\r\n}\r\n"
+        );
     }
 
     #[test]
@@ -1127,6 +1341,9 @@ mod tests {
     #[test]
     fn quote_escapes_json_specials() {
         assert_eq!(quote("a\"b\\c\u{1}"), "\"a\\\"b\\\\c\\u0001\"");
-        assert_eq!(parse(&quote("x\u{2028}y")).unwrap().as_str(), Some("x\u{2028}y"));
+        assert_eq!(
+            parse(&quote("x\u{2028}y")).unwrap().as_str(),
+            Some("x\u{2028}y")
+        );
     }
 }

@@ -31,6 +31,7 @@ pub mod gateway;
 pub mod json5;
 pub mod locks;
 pub mod log;
+pub mod logscan;
 pub mod process;
 pub mod report;
 pub mod sandbox;
@@ -41,7 +42,9 @@ pub use bindings::exports::runner::plugin::plugin::Guest as Plugin;
 pub use bindings::runner::plugin::exec::{ExecError, ExecOutput};
 pub use bindings::runner::plugin::files::{FileKind, FileStat};
 pub use bindings::runner::plugin::forward::{ForwardSpec, ForwardState, ForwardStatus};
-pub use bindings::runner::plugin::http::{Response as HttpResponse, Route as HttpRoute, WsStep, WsTranscript};
+pub use bindings::runner::plugin::http::{
+    Response as HttpResponse, Route as HttpRoute, WsStep, WsTranscript,
+};
 pub use bindings::runner::plugin::processes::{Listener, ProcessInfo, Signal};
 pub use bindings::runner::plugin::types::{
     CapError, Health, Kv, LinkReport, LinkSpec, PluginInfo, ProcessId, RepairOutcome, SettingSpec,

@@ -45,13 +45,26 @@ pub fn parse_owner(data: &[u8]) -> Option<LockOwner> {
     let text = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
     if text.starts_with('{') {
         let doc = json5::parse(text).ok()?;
-        let pid = doc.get("pid")?.as_u64().and_then(|p| u32::try_from(p).ok()).filter(|p| *p > 0)?;
-        let start_time = ["startTime", "start_time", "starttime"].iter().find_map(|k| doc.get(k)?.as_u64());
-        let kind = ["kind", "role"].iter().find_map(|k| doc.get(k)?.as_str().map(str::to_string));
+        let pid = doc
+            .get("pid")?
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p > 0)?;
+        let start_time = ["startTime", "start_time", "starttime"]
+            .iter()
+            .find_map(|k| doc.get(k)?.as_u64());
+        let kind = ["kind", "role"]
+            .iter()
+            .find_map(|k| doc.get(k)?.as_str().map(str::to_string));
         let argv = doc
             .get("argv")
             .and_then(|a| a.as_array())
-            .map(|items| items.iter().filter_map(|n| n.as_str().map(str::to_string)).collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         return Some(LockOwner {
             pid,
@@ -130,7 +143,11 @@ pub fn classify(
             why: format!("owner {} looks like the gateway", process::describe(p)),
         },
         None => LockState::Stale {
-            why: format!("pid {} is not a gateway ({})", owner.pid, process::display(p)),
+            why: format!(
+                "pid {} is not a gateway ({})",
+                owner.pid,
+                process::display(p)
+            ),
         },
     }
 }
@@ -225,9 +242,13 @@ pub fn discover(
                 Ok(None) => continue,
                 Err(e) => return Err(format!("cannot list {dir_path}: {e}")),
             };
-            let mut names: Vec<&String> = files.iter().filter(|f| file_ok(f)).collect();
-            names.sort();
-            out.extend(names.into_iter().take(128).map(|f| format!("{dir_path}/{f}")));
+            out.extend(
+                files
+                    .iter()
+                    .filter(|f| file_ok(f))
+                    .take(128)
+                    .map(|f| format!("{dir_path}/{f}")),
+            );
         }
     }
     Ok(out)
@@ -243,13 +264,35 @@ pub struct LocksView {
 
 /// The verdict of the `locks` link (pure, so it is unit-tested).
 pub fn assess(link: &str, view: &LocksView) -> Report {
-    let stale: Vec<&LockFile> = view.locks.iter().filter(|l| matches!(l.state, LockState::Stale { .. })).collect();
-    let young: Vec<&LockFile> = view.locks.iter().filter(|l| matches!(l.state, LockState::Young { .. })).collect();
-    let odd: Vec<&LockFile> = view.locks.iter().filter(|l| matches!(l.state, LockState::NotRegular { .. })).collect();
-    let live = view.locks.iter().filter(|l| matches!(l.state, LockState::Live { .. })).count();
+    let stale: Vec<&LockFile> = view
+        .locks
+        .iter()
+        .filter(|l| matches!(l.state, LockState::Stale { .. }))
+        .collect();
+    let young: Vec<&LockFile> = view
+        .locks
+        .iter()
+        .filter(|l| matches!(l.state, LockState::Young { .. }))
+        .collect();
+    let odd: Vec<&LockFile> = view
+        .locks
+        .iter()
+        .filter(|l| matches!(l.state, LockState::NotRegular { .. }))
+        .collect();
+    let live = view
+        .locks
+        .iter()
+        .filter(|l| matches!(l.state, LockState::Live { .. }))
+        .count();
 
     let mut report = if let Some(gw) = view.gateways.first() {
-        Report::healthy(link, format!("gateway {} is running; its locks are in use", process::describe(gw)))
+        Report::healthy(
+            link,
+            format!(
+                "gateway {} is running; its locks are in use",
+                process::describe(gw)
+            ),
+        )
     } else if !stale.is_empty() {
         let list: Vec<String> = stale
             .iter()
@@ -260,7 +303,11 @@ pub fn assess(link: &str, view: &LocksView) -> Report {
             .collect();
         Report::broken(
             link,
-            format!("{} stale lock(s) and no live gateway: {}", stale.len(), list.join("; ")),
+            format!(
+                "{} stale lock(s) and no live gateway: {}",
+                stale.len(),
+                list.join("; ")
+            ),
         )
         .repairable()
     } else if let Some(l) = young.first() {
@@ -283,7 +330,10 @@ pub fn assess(link: &str, view: &LocksView) -> Report {
         };
         Report::broken(
             link,
-            format!("lock path {} is a {kind:?}, not a regular file; refusing to touch it (remove it by hand)", l.path),
+            format!(
+                "lock path {} is a {kind:?}, not a regular file; refusing to touch it (remove it by hand)",
+                l.path
+            ),
         )
     } else {
         Report::healthy(link, format!("no stale gateway lock ({live} live)"))
@@ -302,7 +352,9 @@ pub fn assess(link: &str, view: &LocksView) -> Report {
         report = report.evidence(&format!("lock {}", l.path), verdict);
     }
     if let Some(gw) = view.gateways.first() {
-        report = report.evidence("gateway-pid", gw.id.pid).evidence("gateway-start-time", gw.id.start_time);
+        report = report
+            .evidence("gateway-pid", gw.id.pid)
+            .evidence("gateway-start-time", gw.id.start_time);
     }
     report
 }
@@ -313,14 +365,25 @@ pub fn view(
     paths: &[String],
     is_gateway: &dyn Fn(&ProcessInfo) -> bool,
 ) -> Result<LocksView, String> {
-    let procs = sandbox.processes().map_err(|e| format!("cannot list processes: {e}"))?;
-    let gateways = procs.iter().filter(|p| !process::is_exited(p) && is_gateway(p)).cloned().collect();
+    let procs = sandbox
+        .processes()
+        .map_err(|e| format!("cannot list processes: {e}"))?;
+    let gateways = procs
+        .iter()
+        .filter(|p| !process::is_exited(p) && is_gateway(p))
+        .cloned()
+        .collect();
     let locks = inspect(sandbox, paths, &procs, is_gateway)?;
     Ok(LocksView { gateways, locks })
 }
 
 /// The `locks` link's probe.
-pub fn probe(link: &str, sandbox: &Sandbox, paths: &[String], is_gateway: &dyn Fn(&ProcessInfo) -> bool) -> Report {
+pub fn probe(
+    link: &str,
+    sandbox: &Sandbox,
+    paths: &[String],
+    is_gateway: &dyn Fn(&ProcessInfo) -> bool,
+) -> Report {
     match view(sandbox, paths, is_gateway) {
         Ok(v) => assess(link, &v),
         Err(e) => Report::unknown(link, format!("cannot inspect gateway locks: {e}")),
@@ -329,7 +392,11 @@ pub fn probe(link: &str, sandbox: &Sandbox, paths: &[String], is_gateway: &dyn F
 
 /// The `locks` link's repair: with no live gateway, remove every stale lock
 /// by compare-and-delete. Live, young and non-regular locks are left alone.
-pub fn repair(sandbox: &Sandbox, paths: &[String], is_gateway: &dyn Fn(&ProcessInfo) -> bool) -> RepairOutcome {
+pub fn repair(
+    sandbox: &Sandbox,
+    paths: &[String],
+    is_gateway: &dyn Fn(&ProcessInfo) -> bool,
+) -> RepairOutcome {
     let v = match view(sandbox, paths, is_gateway) {
         Ok(v) => v,
         Err(e) => return RepairOutcome::Failed(format!("cannot inspect gateway locks: {e}")),
@@ -340,7 +407,11 @@ pub fn repair(sandbox: &Sandbox, paths: &[String], is_gateway: &dyn Fn(&ProcessI
             process::describe(gw)
         ));
     }
-    let stale: Vec<&LockFile> = v.locks.iter().filter(|l| matches!(l.state, LockState::Stale { .. })).collect();
+    let stale: Vec<&LockFile> = v
+        .locks
+        .iter()
+        .filter(|l| matches!(l.state, LockState::Stale { .. }))
+        .collect();
     if stale.is_empty() {
         return match assess("locks", &v).build().health {
             crate::Health::Healthy => RepairOutcome::NotNeeded("no stale gateway lock".into()),
@@ -357,7 +428,11 @@ pub fn repair(sandbox: &Sandbox, paths: &[String], is_gateway: &dyn Fn(&ProcessI
                 return RepairOutcome::Failed(format!(
                     "removing stale lock {} failed: {e}{}",
                     l.path,
-                    if removed.is_empty() { String::new() } else { format!(" (already removed: {})", removed.join(", ")) }
+                    if removed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (already removed: {})", removed.join(", "))
+                    }
                 ));
             }
         }
@@ -368,9 +443,16 @@ pub fn repair(sandbox: &Sandbox, paths: &[String], is_gateway: &dyn Fn(&ProcessI
             changed.join(", ")
         ));
     }
-    let mut msg = format!("removed {} stale lock(s): {}", removed.len(), removed.join(", "));
+    let mut msg = format!(
+        "removed {} stale lock(s): {}",
+        removed.len(),
+        removed.join(", ")
+    );
     if !changed.is_empty() {
-        msg.push_str(&format!("; left {} rewritten in the meantime", changed.join(", ")));
+        msg.push_str(&format!(
+            "; left {} rewritten in the meantime",
+            changed.join(", ")
+        ));
     }
     RepairOutcome::Repaired(msg)
 }
@@ -441,71 +523,121 @@ mod tests {
     #[test]
     fn lock_with_live_identity_is_not_stale() {
         let procs = vec![proc_(42, 5000, 1, "S", &["openclaw-gateway"])];
-        assert!(matches!(classify(OPENCLAW_LOCK.as_bytes(), 100, &procs, &gw), LockState::Live { pid: 42, .. }));
+        assert!(matches!(
+            classify(OPENCLAW_LOCK.as_bytes(), 100, &procs, &gw),
+            LockState::Live { pid: 42, .. }
+        ));
     }
 
     #[test]
     fn lock_of_dead_pid_is_stale() {
         let procs = vec![proc_(7, 1, 1, "S", &["sh"])];
         let s = classify(OPENCLAW_LOCK.as_bytes(), 0, &procs, &gw);
-        assert!(matches!(&s, LockState::Stale { why } if why.contains("gone")), "{s:?}");
+        assert!(
+            matches!(&s, LockState::Stale { why } if why.contains("gone")),
+            "{s:?}"
+        );
     }
 
     #[test]
     fn lock_of_zombie_owner_is_stale() {
         let procs = vec![proc_(42, 5000, 1, "Z", &[])];
-        assert!(matches!(classify(OPENCLAW_LOCK.as_bytes(), 0, &procs, &gw), LockState::Stale { .. }));
+        assert!(matches!(
+            classify(OPENCLAW_LOCK.as_bytes(), 0, &procs, &gw),
+            LockState::Stale { .. }
+        ));
     }
 
     #[test]
     fn lock_whose_pid_was_reused_is_stale() {
         let procs = vec![proc_(42, 6000, 1, "S", &["openclaw-gateway"])];
         let s = classify(OPENCLAW_LOCK.as_bytes(), 0, &procs, &gw);
-        assert!(matches!(&s, LockState::Stale { why } if why.contains("reused")), "{s:?}");
+        assert!(
+            matches!(&s, LockState::Stale { why } if why.contains("reused")),
+            "{s:?}"
+        );
     }
 
     #[test]
     fn lock_without_start_time_trusts_a_gateway_looking_owner_only() {
-        let procs = vec![proc_(42, 1, 1, "S", &["openclaw-gateway"]), proc_(43, 1, 1, "S", &["bash"])];
-        assert!(matches!(classify(b"{\"pid\": 42}", 0, &procs, &gw), LockState::Live { .. }));
-        assert!(matches!(classify(b"{\"pid\": 43}", 0, &procs, &gw), LockState::Stale { .. }));
+        let procs = vec![
+            proc_(42, 1, 1, "S", &["openclaw-gateway"]),
+            proc_(43, 1, 1, "S", &["bash"]),
+        ];
+        assert!(matches!(
+            classify(b"{\"pid\": 42}", 0, &procs, &gw),
+            LockState::Live { .. }
+        ));
+        assert!(matches!(
+            classify(b"{\"pid\": 43}", 0, &procs, &gw),
+            LockState::Stale { .. }
+        ));
     }
 
     #[test]
     fn unreadable_lock_is_stale_only_after_thirty_seconds() {
-        assert_eq!(classify(b"{\n  \"pid\": ", 12, &[], &gw), LockState::Young { age_secs: 12 });
-        assert_eq!(classify(b"", 30, &[], &gw), LockState::Young { age_secs: 30 });
-        assert!(matches!(classify(b"", 31, &[], &gw), LockState::Stale { .. }));
+        assert_eq!(
+            classify(b"{\n  \"pid\": ", 12, &[], &gw),
+            LockState::Young { age_secs: 12 }
+        );
+        assert_eq!(
+            classify(b"", 30, &[], &gw),
+            LockState::Young { age_secs: 30 }
+        );
+        assert!(matches!(
+            classify(b"", 31, &[], &gw),
+            LockState::Stale { .. }
+        ));
     }
 
     #[test]
     fn stale_lock_with_no_gateway_is_broken_and_repairable() {
         let v = LocksView {
             gateways: vec![],
-            locks: vec![lock("/tmp/openclaw-998/gateway.state.lock", LockState::Stale { why: "owner pid 42 is gone".into() })],
+            locks: vec![lock(
+                "/tmp/openclaw-998/gateway.state.lock",
+                LockState::Stale {
+                    why: "owner pid 42 is gone".into(),
+                },
+            )],
         };
         let r = assess("locks", &v).build();
         assert_eq!(r.health, Health::Broken);
         assert!(r.repairable);
-        assert!(r.summary.contains("gateway.state.lock (owner pid 42 is gone)"), "{}", r.summary);
+        assert!(
+            r.summary
+                .contains("gateway.state.lock (owner pid 42 is gone)"),
+            "{}",
+            r.summary
+        );
     }
 
     #[test]
     fn stale_lock_next_to_a_live_gateway_is_healthy() {
         let v = LocksView {
             gateways: vec![proc_(50, 9, 1, "S", &["openclaw-gateway"])],
-            locks: vec![lock("/tmp/openclaw-998/gateway.state.lock", LockState::Stale { why: "gone".into() })],
+            locks: vec![lock(
+                "/tmp/openclaw-998/gateway.state.lock",
+                LockState::Stale { why: "gone".into() },
+            )],
         };
         let r = assess("locks", &v).build();
         assert_eq!(r.health, Health::Healthy);
-        assert!(r.evidence.iter().any(|kv| kv.key == "gateway-pid" && kv.value == "50"));
+        assert!(
+            r.evidence
+                .iter()
+                .any(|kv| kv.key == "gateway-pid" && kv.value == "50")
+        );
     }
 
     #[test]
     fn young_unreadable_lock_is_broken_but_not_repairable() {
         let v = LocksView {
             gateways: vec![],
-            locks: vec![lock("/s/tmp/openclaw-998/gateway.state.lock", LockState::Young { age_secs: 5 })],
+            locks: vec![lock(
+                "/s/tmp/openclaw-998/gateway.state.lock",
+                LockState::Young { age_secs: 5 },
+            )],
         };
         let r = assess("locks", &v).build();
         assert_eq!(r.health, Health::Broken);
@@ -517,7 +649,12 @@ mod tests {
     fn symlinked_lock_is_never_touched() {
         let v = LocksView {
             gateways: vec![],
-            locks: vec![lock("/tmp/openclaw-0/gateway.state.lock", LockState::NotRegular { kind: FileKind::Symlink })],
+            locks: vec![lock(
+                "/tmp/openclaw-0/gateway.state.lock",
+                LockState::NotRegular {
+                    kind: FileKind::Symlink,
+                },
+            )],
         };
         let r = assess("locks", &v).build();
         assert_eq!(r.health, Health::Broken);
@@ -529,9 +666,18 @@ mod tests {
     fn only_live_locks_is_healthy() {
         let v = LocksView {
             gateways: vec![],
-            locks: vec![lock("/x/gateway.state.lock", LockState::Live { pid: 3, why: "cli".into() })],
+            locks: vec![lock(
+                "/x/gateway.state.lock",
+                LockState::Live {
+                    pid: 3,
+                    why: "cli".into(),
+                },
+            )],
         };
         assert_eq!(assess("locks", &v).build().health, Health::Healthy);
-        let _ = ProcessId { pid: 0, start_time: 0 };
+        let _ = ProcessId {
+            pid: 0,
+            start_time: 0,
+        };
     }
 }

@@ -39,14 +39,22 @@ pub fn basename(path: &str) -> &str {
 /// Arguments with the empty strings a rewritten process title leaves behind
 /// removed (Node's `process.title` pads `/proc/<pid>/cmdline`).
 pub fn args(p: &ProcessInfo) -> Vec<&str> {
-    p.cmdline.iter().map(|a| a.trim_end_matches(['\0', ' '])).filter(|a| !a.is_empty()).collect()
+    p.cmdline
+        .iter()
+        .map(|a| a.trim_end_matches(['\0', ' ']))
+        .filter(|a| !a.is_empty())
+        .collect()
 }
 
 /// The command line for messages, at most 160 characters; the kernel's
 /// command name when there is none (kernel threads, zombies).
 pub fn display(p: &ProcessInfo) -> String {
     let joined = args(p).join(" ");
-    let text = if joined.is_empty() { format!("[{}]", p.comm) } else { joined };
+    let text = if joined.is_empty() {
+        format!("[{}]", p.comm)
+    } else {
+        joined
+    };
     if text.chars().count() > 160 {
         let cut: String = text.chars().take(157).collect();
         format!("{cut}...")
@@ -66,8 +74,14 @@ pub fn describe(p: &ProcessInfo) -> String {
 pub fn program_is(p: &ProcessInfo, names: &[&str]) -> bool {
     let argv0 = args(p).first().map(|a| basename(a).to_string());
     // A process title may be a whole line in argv[0] ("openclaw-gateway --x").
-    let argv0_word = argv0.as_deref().and_then(|a| a.split_whitespace().next()).map(str::to_string);
-    let comm_is = |n: &str| !p.comm.is_empty() && (p.comm == n || (p.comm.len() == 15 && n.starts_with(p.comm.as_str())));
+    let argv0_word = argv0
+        .as_deref()
+        .and_then(|a| a.split_whitespace().next())
+        .map(str::to_string);
+    let comm_is = |n: &str| {
+        !p.comm.is_empty()
+            && (p.comm == n || (p.comm.len() == 15 && n.starts_with(p.comm.as_str())))
+    };
     names
         .iter()
         .any(|n| argv0.as_deref() == Some(*n) || argv0_word.as_deref() == Some(*n) || comm_is(n))
@@ -98,7 +112,8 @@ pub fn invocation(p: &ProcessInfo, programs: &[&str], words: &[&str]) -> Option<
             return None;
         }
         let rest = &argv[i + 1..];
-        (rest.len() >= words.len() && rest.iter().zip(words).all(|(a, w)| a == w)).then_some(i + 1 + words.len())
+        (rest.len() >= words.len() && rest.iter().zip(words).all(|(a, w)| a == w))
+            .then_some(i + 1 + words.len())
     })
 }
 
@@ -107,7 +122,9 @@ pub fn invocation(p: &ProcessInfo, programs: &[&str], words: &[&str]) -> Option<
 pub fn has_ancestor(procs: &[ProcessInfo], pid: u32, pred: &dyn Fn(&ProcessInfo) -> bool) -> bool {
     let mut cur = pid;
     for _ in 0..64 {
-        let Some(p) = by_pid(procs, cur) else { return false };
+        let Some(p) = by_pid(procs, cur) else {
+            return false;
+        };
         if pred(p) {
             return true;
         }
@@ -119,15 +136,32 @@ pub fn has_ancestor(procs: &[ProcessInfo], pid: u32, pred: &dyn Fn(&ProcessInfo)
     false
 }
 
-/// Seconds since boot from `/proc/uptime` ("12345.67 54321.00").
-pub fn parse_uptime(data: &[u8]) -> Option<f64> {
+/// Time since boot from `/proc/uptime` ("12345.67 54321.00"), in clock
+/// ticks (hundredths of a second, the unit of start times). Integer only:
+/// float formatting would double the size of a plugin.
+pub fn parse_uptime(data: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(data).ok()?;
-    text.split_whitespace().next()?.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)
+    let first = text.split_whitespace().next()?;
+    let (secs, frac) = first.split_once('.').unwrap_or((first, ""));
+    if secs.is_empty()
+        || !secs.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let secs: u64 = secs.parse().ok()?;
+    let mut hundredths = 0u64;
+    for (i, b) in frac.bytes().take(2).enumerate() {
+        hundredths += u64::from(b - b'0') * if i == 0 { 10 } else { 1 };
+    }
+    secs.checked_mul(CLOCK_TICKS_PER_SEC)?
+        .checked_add(hundredths)
 }
 
-/// Age in seconds of a process that started `start_time` ticks after boot.
-pub fn age_secs(start_time: u64, uptime: f64) -> f64 {
-    (uptime - start_time as f64 / CLOCK_TICKS_PER_SEC as f64).max(0.0)
+/// Whole seconds since a process started `start_time` ticks after boot,
+/// given the uptime in ticks.
+pub fn age_secs(start_time: u64, uptime_ticks: u64) -> u64 {
+    uptime_ticks.saturating_sub(start_time) / CLOCK_TICKS_PER_SEC
 }
 
 #[cfg(test)]
@@ -136,11 +170,17 @@ pub(crate) mod tests {
 
     pub(crate) fn proc_(pid: u32, start: u64, ppid: u32, state: &str, cmd: &[&str]) -> ProcessInfo {
         ProcessInfo {
-            id: ProcessId { pid, start_time: start },
+            id: ProcessId {
+                pid,
+                start_time: start,
+            },
             ppid,
             uid: 998,
             state: state.into(),
-            comm: cmd.first().map(|c| basename(c).chars().take(15).collect()).unwrap_or_default(),
+            comm: cmd
+                .first()
+                .map(|c| basename(c).chars().take(15).collect())
+                .unwrap_or_default(),
             cmdline: cmd.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -148,9 +188,27 @@ pub(crate) mod tests {
     #[test]
     fn zombie_is_not_alive_and_reused_pid_is_not_the_same_identity() {
         let procs = vec![proc_(10, 500, 1, "Z", &[]), proc_(11, 600, 1, "S", &["x"])];
-        assert!(!is_alive(&procs, ProcessId { pid: 10, start_time: 500 }));
-        assert!(is_alive(&procs, ProcessId { pid: 11, start_time: 600 }));
-        assert!(!is_alive(&procs, ProcessId { pid: 11, start_time: 599 }));
+        assert!(!is_alive(
+            &procs,
+            ProcessId {
+                pid: 10,
+                start_time: 500
+            }
+        ));
+        assert!(is_alive(
+            &procs,
+            ProcessId {
+                pid: 11,
+                start_time: 600
+            }
+        ));
+        assert!(!is_alive(
+            &procs,
+            ProcessId {
+                pid: 11,
+                start_time: 599
+            }
+        ));
     }
 
     #[test]
@@ -167,9 +225,33 @@ pub(crate) mod tests {
 
     #[test]
     fn interpreter_script_invocation_is_found() {
-        let p = proc_(5, 1, 1, "S", &["node", "/usr/lib/node_modules/openclaw/openclaw.mjs", "gateway", "run", "--port", "18789"]);
+        let p = proc_(
+            5,
+            1,
+            1,
+            "S",
+            &[
+                "node",
+                "/usr/lib/node_modules/openclaw/openclaw.mjs",
+                "gateway",
+                "run",
+                "--port",
+                "18789",
+            ],
+        );
         assert_eq!(invocation(&p, &["openclaw"], &["gateway"]), Some(3));
-        let h = proc_(6, 1, 1, "S", &["/opt/venv/bin/python3", "/opt/venv/bin/hermes", "gateway", "run"]);
+        let h = proc_(
+            6,
+            1,
+            1,
+            "S",
+            &[
+                "/opt/venv/bin/python3",
+                "/opt/venv/bin/hermes",
+                "gateway",
+                "run",
+            ],
+        );
         assert_eq!(invocation(&h, &["hermes"], &["gateway", "run"]), Some(4));
         let status = proc_(7, 1, 1, "S", &["openclaw", "status"]);
         assert_eq!(invocation(&status, &["openclaw"], &["gateway"]), None);
@@ -177,7 +259,21 @@ pub(crate) mod tests {
 
     #[test]
     fn shell_wrapper_running_the_command_is_not_the_program() {
-        let p = proc_(5, 1, 1, "S", &["/bin/sh", "-c", ". \"$0\"; exec \"$@\"", "/tmp/env.sh", "openclaw", "gateway", "run"]);
+        let p = proc_(
+            5,
+            1,
+            1,
+            "S",
+            &[
+                "/bin/sh",
+                "-c",
+                ". \"$0\"; exec \"$@\"",
+                "/tmp/env.sh",
+                "openclaw",
+                "gateway",
+                "run",
+            ],
+        );
         assert_eq!(invocation(&p, &["openclaw"], &["gateway"]), None);
     }
 
@@ -199,10 +295,13 @@ pub(crate) mod tests {
 
     #[test]
     fn uptime_and_age() {
-        assert_eq!(parse_uptime(b"350.50 100.00\n"), Some(350.5));
+        assert_eq!(parse_uptime(b"350.57 100.00\n"), Some(35_057));
+        assert_eq!(parse_uptime(b"350.5"), Some(35_050));
+        assert_eq!(parse_uptime(b"350"), Some(35_000));
         assert_eq!(parse_uptime(b"garbage"), None);
-        assert_eq!(age_secs(30_000, 350.5), 50.5);
-        assert_eq!(age_secs(40_000, 350.5), 0.0);
+        assert_eq!(parse_uptime(b"-1.0"), None);
+        assert_eq!(age_secs(30_000, 35_057), 50);
+        assert_eq!(age_secs(40_000, 35_057), 0);
     }
 
     #[test]

@@ -73,7 +73,9 @@ impl Sandbox {
     pub fn read(&self, path: &str, max: u32) -> Result<Vec<u8>, CapError> {
         let content = files::read(&self.name, path, max)?;
         if content.truncated {
-            return Err(CapError::Failed(format!("{path} is larger than {max} bytes")));
+            return Err(CapError::Failed(format!(
+                "{path} is larger than {max} bytes"
+            )));
         }
         Ok(content.data)
     }
@@ -84,7 +86,14 @@ impl Sandbox {
         files::read(&self.name, path, max)
     }
 
-    pub fn write(&self, path: &str, data: &[u8], mode: u32, uid: u32, gid: u32) -> Result<(), CapError> {
+    pub fn write(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), CapError> {
         files::write(
             &self.name,
             &files::WriteRequest {
@@ -118,8 +127,19 @@ impl Sandbox {
     }
 
     /// `GET path` on the sandbox's loopback `port`, no extra headers.
-    pub fn http_get(&self, port: u16, path: &str, timeout_ms: u32) -> Result<HttpResponse, CapError> {
-        self.http(http::Route::SandboxLoopback(port), "GET", path, &[], timeout_ms)
+    pub fn http_get(
+        &self,
+        port: u16,
+        path: &str,
+        timeout_ms: u32,
+    ) -> Result<HttpResponse, CapError> {
+        self.http(
+            http::Route::SandboxLoopback(port),
+            "GET",
+            path,
+            &[],
+            timeout_ms,
+        )
     }
 
     pub fn http(

@@ -88,7 +88,9 @@ impl<'a> Settings<'a> {
 
 fn parse_assignment(word: &str) -> Result<(String, String), String> {
     match word.split_once('=') {
-        Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+        Some((k, v))
+            if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+        {
             Ok((k.to_string(), v.to_string()))
         }
         _ => Err(format!("'{word}' is not NAME=VALUE")),
@@ -103,7 +105,11 @@ pub fn split_argv(raw: &str) -> Result<Vec<String>, String> {
         let items = doc.as_array().ok_or("expected an array")?;
         return items
             .iter()
-            .map(|n| n.as_str().map(str::to_string).ok_or_else(|| "array items must be strings".to_string()))
+            .map(|n| {
+                n.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| "array items must be strings".to_string())
+            })
             .collect();
     }
     let mut words = Vec::new();
@@ -183,8 +189,14 @@ mod tests {
 
     #[test]
     fn argv_splits_words_quotes_and_json_arrays() {
-        assert_eq!(split_argv("openclaw gateway run --port 18789").unwrap(), ["openclaw", "gateway", "run", "--port", "18789"]);
-        assert_eq!(split_argv(r#"a 'b c' "d \"e\"" f\ g ''"#).unwrap(), ["a", "b c", "d \"e\"", "f g", ""]);
+        assert_eq!(
+            split_argv("openclaw gateway run --port 18789").unwrap(),
+            ["openclaw", "gateway", "run", "--port", "18789"]
+        );
+        assert_eq!(
+            split_argv(r#"a 'b c' "d \"e\"" f\ g ''"#).unwrap(),
+            ["a", "b c", "d \"e\"", "f g", ""]
+        );
         assert_eq!(split_argv(r#"["x y", "z"]"#).unwrap(), ["x y", "z"]);
         assert!(split_argv("'open").is_err());
         assert!(split_argv("[1]").is_err());
@@ -197,7 +209,10 @@ mod tests {
         let env: Result<Vec<_>, _> = words.iter().map(|w| parse_assignment(w)).collect();
         assert_eq!(
             env.unwrap(),
-            vec![("HERMES_HOME".into(), "/sandbox/.hermes".into()), ("NO_PROXY".into(), "a,b c".into())]
+            vec![
+                ("HERMES_HOME".into(), "/sandbox/.hermes".into()),
+                ("NO_PROXY".into(), "a,b c".into())
+            ]
         );
         assert!(parse_assignment("=x").is_err());
         assert!(parse_assignment("A-B=x").is_err());

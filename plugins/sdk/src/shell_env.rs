@@ -25,6 +25,11 @@ pub enum ShellValue {
 /// The value `name` has after sourcing `script` with `name` initially unset.
 pub fn variable(script: &str, name: &str) -> ShellValue {
     let mut value: Option<String> = None;
+    // Inside if/case/loops/braces an assignment may or may not run.
+    let mut depth = 0usize;
+    // A line this reader could not split (functions, subshells, ...): what
+    // follows may depend on it.
+    let mut opaque = false;
     for line in logical_lines(script) {
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -35,15 +40,38 @@ pub fn variable(script: &str, name: &str) -> ShellValue {
             if mentioned {
                 return ShellValue::Uncertain(trimmed.to_string());
             }
+            opaque = true;
             continue;
         };
-        for words in commands {
-            // Another file or string run from here can change anything.
-            if matches!(words[0].as_str(), "." | "source" | "eval") {
-                return ShellValue::Uncertain(trimmed.to_string());
+        for mut words in commands {
+            while matches!(
+                words.first().map(String::as_str),
+                Some("then" | "else" | "do" | "elif" | "!")
+            ) {
+                words.remove(0);
             }
-            if !mentioned {
+            let Some(first) = words.first() else { continue };
+            match first.as_str() {
+                // Another file or string run from here can change anything.
+                "." | "source" | "eval" => return ShellValue::Uncertain(trimmed.to_string()),
+                "if" | "case" | "for" | "while" | "until" | "{" => {
+                    depth += 1;
+                    if mentions_any(&words, name) {
+                        return ShellValue::Uncertain(trimmed.to_string());
+                    }
+                    continue;
+                }
+                "fi" | "esac" | "done" | "}" => {
+                    depth = depth.saturating_sub(1);
+                    continue;
+                }
+                _ => {}
+            }
+            if !mentions_any(&words, name) {
                 continue;
+            }
+            if depth > 0 || opaque {
+                return ShellValue::Uncertain(trimmed.to_string());
             }
             match apply(&words, name, value.as_deref()) {
                 Step::Ignore => {}
@@ -56,6 +84,10 @@ pub fn variable(script: &str, name: &str) -> ShellValue {
         Some(v) => ShellValue::Value(v),
         None => ShellValue::Unset,
     }
+}
+
+fn mentions_any(words: &[RawWord], name: &str) -> bool {
+    words.iter().any(|w| mentions(w, name))
 }
 
 /// Does `word` occur in `line` as a whole identifier?
@@ -223,7 +255,9 @@ fn apply(words: &[RawWord], name: &str, current: Option<&str>) -> Step {
             let mut new = None;
             let mut idx = 0;
             for w in words {
-                let Some((var, raw)) = w.split_once('=') else { break };
+                let Some((var, raw)) = w.split_once('=') else {
+                    break;
+                };
                 if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     break;
                 }
@@ -329,9 +363,17 @@ fn expand_reference(reference: &str, name: &str, current: Option<&str>) -> Optio
         "" | ":-" | "-" => Some(cur.to_string()),
         _ => {
             if let Some(word) = rest.strip_prefix(":+") {
-                if cur.is_empty() { Some(String::new()) } else { expand(word, name, current) }
+                if cur.is_empty() {
+                    Some(String::new())
+                } else {
+                    expand(word, name, current)
+                }
             } else if let Some(word) = rest.strip_prefix('+') {
-                if current.is_none() { Some(String::new()) } else { expand(word, name, current) }
+                if current.is_none() {
+                    Some(String::new())
+                } else {
+                    expand(word, name, current)
+                }
             } else {
                 None
             }
@@ -362,17 +404,26 @@ pub fn node_requires(node_options: &str) -> Vec<String> {
 
 /// Node accepts double-quoted values inside NODE_OPTIONS.
 fn unquote(s: &str) -> &str {
-    s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(s)
+    s.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(s)
 }
 
 /// A `NODE_OPTIONS` value that preloads exactly `preloads`, in order.
 pub fn node_options_for(preloads: &[String]) -> String {
-    preloads.iter().map(|p| format!("--require {p}")).collect::<Vec<_>>().join(" ")
+    preloads
+        .iter()
+        .map(|p| format!("--require {p}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Quote `s` for a POSIX shell (single quotes).
 pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:=@%+,".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:=@%+,".contains(c))
+    {
         return s.to_string();
     }
     format!("'{}'", s.replace('\'', "'\\''"))
@@ -391,59 +442,116 @@ export NODE_OPTIONS=\"--require /tmp/nemoclaw-sandbox-safety-net.js --require /t
 
     #[test]
     fn packaged_env_file_yields_both_guards() {
-        let ShellValue::Value(v) = value(PACKAGED) else { panic!() };
+        let ShellValue::Value(v) = value(PACKAGED) else {
+            panic!()
+        };
         assert_eq!(
             node_requires(&v),
-            vec!["/tmp/nemoclaw-sandbox-safety-net.js", "/tmp/nemoclaw-ciao-network-guard.js"]
+            vec![
+                "/tmp/nemoclaw-sandbox-safety-net.js",
+                "/tmp/nemoclaw-ciao-network-guard.js"
+            ]
         );
-        assert_eq!(variable(PACKAGED, "HOME"), ShellValue::Value("/sandbox".into()));
+        assert_eq!(
+            variable(PACKAGED, "HOME"),
+            ShellValue::Value("/sandbox".into())
+        );
     }
 
     #[test]
     fn appending_assignments_accumulate() {
         let script = "NODE_OPTIONS='--require /a.js'\nexport NODE_OPTIONS=\"${NODE_OPTIONS:+$NODE_OPTIONS }--require /b.js\"\n\
 NODE_OPTIONS=\"$NODE_OPTIONS -r /c.js\"; export NODE_OPTIONS\n";
-        let ShellValue::Value(v) = value(script) else { panic!("{:?}", value(script)) };
+        let ShellValue::Value(v) = value(script) else {
+            panic!("{:?}", value(script))
+        };
         assert_eq!(node_requires(&v), vec!["/a.js", "/b.js", "/c.js"]);
     }
 
     #[test]
     fn later_plain_assignment_replaces_earlier_value() {
         let script = "export NODE_OPTIONS=\"--require /a.js\"\nexport NODE_OPTIONS=\"--max-old-space-size=512\"\n";
-        let ShellValue::Value(v) = value(script) else { panic!() };
+        let ShellValue::Value(v) = value(script) else {
+            panic!()
+        };
         assert!(node_requires(&v).is_empty());
     }
 
     #[test]
     fn unset_clears_and_missing_is_unset() {
-        assert_eq!(value("export NODE_OPTIONS='-r /a.js'\nunset NODE_OPTIONS\n"), ShellValue::Unset);
+        assert_eq!(
+            value("export NODE_OPTIONS='-r /a.js'\nunset NODE_OPTIONS\n"),
+            ShellValue::Unset
+        );
         assert_eq!(value("export HOME=/x\n"), ShellValue::Unset);
         assert_eq!(value(""), ShellValue::Unset);
     }
 
     #[test]
     fn conditional_or_foreign_expansion_is_uncertain() {
-        assert!(matches!(value("if true; then export NODE_OPTIONS='-r /a.js'; fi\n"), ShellValue::Uncertain(_)));
-        assert!(matches!(value("export NODE_OPTIONS=\"$EXTRA --require /a.js\"\n"), ShellValue::Uncertain(_)));
-        assert!(matches!(value("export NODE_OPTIONS=$(cat /x)\n"), ShellValue::Uncertain(_)));
-        assert!(matches!(value("export NODE_OPTIONS=\"unterminated\n"), ShellValue::Uncertain(_)));
-        assert!(matches!(value(". /other.sh; NODE_OPTIONS=x\n"), ShellValue::Uncertain(_)));
-        assert!(matches!(value("export NODE_OPTIONS=x\nsource /etc/other.sh\n"), ShellValue::Uncertain(_)));
+        assert!(matches!(
+            value("if true; then export NODE_OPTIONS='-r /a.js'; fi\n"),
+            ShellValue::Uncertain(_)
+        ));
+        assert!(matches!(
+            value("if [ -n \"$X\" ]; then\n  export NODE_OPTIONS='-r /a.js'\nfi\n"),
+            ShellValue::Uncertain(_)
+        ));
+        assert!(matches!(
+            value("f() {\n  NODE_OPTIONS=x\n}\n"),
+            ShellValue::Uncertain(_)
+        ));
+        // A finished block before the assignment is fine.
+        assert_eq!(
+            value("if true; then\n  X=1\nfi\nexport NODE_OPTIONS=y\n"),
+            ShellValue::Value("y".into())
+        );
+        assert!(matches!(
+            value("export NODE_OPTIONS=\"$EXTRA --require /a.js\"\n"),
+            ShellValue::Uncertain(_)
+        ));
+        assert!(matches!(
+            value("export NODE_OPTIONS=$(cat /x)\n"),
+            ShellValue::Uncertain(_)
+        ));
+        assert!(matches!(
+            value("export NODE_OPTIONS=\"unterminated\n"),
+            ShellValue::Uncertain(_)
+        ));
+        assert!(matches!(
+            value(". /other.sh; NODE_OPTIONS=x\n"),
+            ShellValue::Uncertain(_)
+        ));
+        assert!(matches!(
+            value("export NODE_OPTIONS=x\nsource /etc/other.sh\n"),
+            ShellValue::Uncertain(_)
+        ));
     }
 
     #[test]
     fn comments_and_other_variables_are_ignored() {
         let script = "# NODE_OPTIONS is set below\nexport HTTP_PROXY=http://proxy:3128 # NODE_OPTIONS here is a comment\n\
 export NODE_OPTIONS_EXTRA=1\nexport NODE_OPTIONS=--require\\ /a.js\n";
-        let ShellValue::Value(v) = value(script) else { panic!("{:?}", value(script)) };
+        let ShellValue::Value(v) = value(script) else {
+            panic!("{:?}", value(script))
+        };
         assert_eq!(node_requires(&v), vec!["/a.js"]);
     }
 
     #[test]
     fn require_tokens_match_exactly_not_by_substring() {
-        let reqs = node_requires("--require /tmp/nemoclaw-ciao-network-guard.js.bak --require=/x.js -r \"/y.js\" --no-warnings");
-        assert_eq!(reqs, vec!["/tmp/nemoclaw-ciao-network-guard.js.bak", "/x.js", "/y.js"]);
-        assert!(!reqs.iter().any(|r| r == "/tmp/nemoclaw-ciao-network-guard.js"));
+        let reqs = node_requires(
+            "--require /tmp/nemoclaw-ciao-network-guard.js.bak --require=/x.js -r \"/y.js\" --no-warnings",
+        );
+        assert_eq!(
+            reqs,
+            vec!["/tmp/nemoclaw-ciao-network-guard.js.bak", "/x.js", "/y.js"]
+        );
+        assert!(
+            !reqs
+                .iter()
+                .any(|r| r == "/tmp/nemoclaw-ciao-network-guard.js")
+        );
         assert!(node_requires("--require").is_empty());
     }
 
@@ -456,7 +564,9 @@ export NODE_OPTIONS_EXTRA=1\nexport NODE_OPTIONS=--require\\ /a.js\n";
     #[test]
     fn continuation_lines_and_crlf_are_joined() {
         let script = "export NODE_OPTIONS=\"--require /a.js \\\r\n--require /b.js\"\r\n";
-        let ShellValue::Value(v) = value(script) else { panic!("{:?}", value(script)) };
+        let ShellValue::Value(v) = value(script) else {
+            panic!("{:?}", value(script))
+        };
         assert_eq!(node_requires(&v), vec!["/a.js", "/b.js"]);
     }
 

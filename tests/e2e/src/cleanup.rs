@@ -12,10 +12,18 @@ use std::time::Duration;
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Removes the container (force) and then, if given, the volume. Missing objects are fine.
-pub fn remove_container_and_volume(host: &str, container: &str, volume: Option<&str>) -> Result<()> {
+pub fn remove_container_and_volume(
+    host: &str,
+    container: &str,
+    volume: Option<&str>,
+) -> Result<()> {
     match host.strip_prefix("unix://") {
         Some(sock) => {
-            let status = request(sock, "DELETE", &format!("/containers/{container}?force=true"))?;
+            let status = request(
+                sock,
+                "DELETE",
+                &format!("/containers/{container}?force=true"),
+            )?;
             if !matches!(status, 204 | 404) {
                 bail!("DELETE container {container}: HTTP {status}");
             }

@@ -33,10 +33,17 @@ impl Sandbox {
             bail!("empty process pattern would match everything");
         }
         let out = self
-            .exec(&["sh", "-c", PROC_SCAN, "runner-e2e-pscan", pattern], Some("0"))
+            .exec(
+                &["sh", "-c", PROC_SCAN, "runner-e2e-pscan", pattern],
+                Some("0"),
+            )
             .await?
             .check("process scan")?;
-        let mut pids: Vec<u32> = out.stdout.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        let mut pids: Vec<u32> = out
+            .stdout
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
         pids.sort_unstable();
         Ok(pids)
     }
@@ -53,10 +60,17 @@ impl Sandbox {
                 self.name()
             );
         };
-        let mut argv = vec!["sh".to_string(), "-c".into(), r#"kill -9 "$@""#.into(), "kill9".into()];
+        let mut argv = vec![
+            "sh".to_string(),
+            "-c".into(),
+            r#"kill -9 "$@""#.into(),
+            "kill9".into(),
+        ];
         argv.extend(pids.iter().map(u32::to_string));
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        self.exec(&argv, Some("0")).await?.check("kill -9 gateway")?;
+        self.exec(&argv, Some("0"))
+            .await?
+            .check("kill -9 gateway")?;
         poll_until(
             &format!("killed gateway pids {pids:?} to disappear"),
             Duration::from_secs(5),
@@ -72,11 +86,15 @@ impl Sandbox {
 
     /// `docker restart`: PID 1 gets SIGTERM, the tmpfs /tmp is wiped, the volume stays.
     pub async fn docker_restart(&self) -> Result<()> {
-        let opts = RestartContainerOptionsBuilder::default().t(STOP_GRACE_SECS).build();
+        let opts = RestartContainerOptionsBuilder::default()
+            .t(STOP_GRACE_SECS)
+            .build();
         bounded(
             &format!("restart {}", self.name()),
             Duration::from_secs(STOP_GRACE_SECS as u64) + API_TIMEOUT,
-            self.engine().docker().restart_container(self.name(), Some(opts)),
+            self.engine()
+                .docker()
+                .restart_container(self.name(), Some(opts)),
         )
         .await?;
         self.wait_running().await
@@ -87,7 +105,9 @@ impl Sandbox {
         let paths = layout::staged_guard_paths();
         let mut argv = vec!["rm", "-f"];
         argv.extend(paths.iter().map(String::as_str));
-        self.exec(&argv, Some("0")).await?.check("delete staged guards")?;
+        self.exec(&argv, Some("0"))
+            .await?
+            .check("delete staged guards")?;
         Ok(())
     }
 
@@ -119,11 +139,15 @@ impl Sandbox {
 
     /// `docker stop`: an intentional stop, which runner must never undo.
     pub async fn stop(&self) -> Result<()> {
-        let opts = StopContainerOptionsBuilder::default().t(STOP_GRACE_SECS).build();
+        let opts = StopContainerOptionsBuilder::default()
+            .t(STOP_GRACE_SECS)
+            .build();
         bounded(
             &format!("stop {}", self.name()),
             Duration::from_secs(STOP_GRACE_SECS as u64) + API_TIMEOUT,
-            self.engine().docker().stop_container(self.name(), Some(opts)),
+            self.engine()
+                .docker()
+                .stop_container(self.name(), Some(opts)),
         )
         .await
     }
@@ -140,7 +164,12 @@ impl Sandbox {
     }
 
     /// GET http://127.0.0.1:PORT/PATH inside the container's network namespace.
-    pub async fn http_get(&self, port: u16, path: &str, headers: &[(&str, &str)]) -> Result<HttpReply> {
+    pub async fn http_get(
+        &self,
+        port: u16,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<HttpReply> {
         let pid = self.host_pid().await?;
         netns::http_get(pid, port, path, headers, HTTP_TIMEOUT).await
     }
@@ -155,7 +184,10 @@ impl Sandbox {
     pub async fn wait_http_ok(&self, port: u16, path: &str, timeout: Duration) -> Result<Duration> {
         let started = Instant::now();
         poll_until(
-            &format!("http://127.0.0.1:{port}{path} in {} to answer 200", self.name()),
+            &format!(
+                "http://127.0.0.1:{port}{path} in {} to answer 200",
+                self.name()
+            ),
             timeout,
             Duration::from_millis(100),
             || async {
@@ -174,7 +206,16 @@ impl Sandbox {
     /// `None` if the file does not exist.
     pub async fn read_file(&self, path: &str) -> Result<Option<String>> {
         let out = self
-            .exec(&["sh", "-c", r#"[ -e "$1" ] || exit 3; cat -- "$1""#, "read", path], Some("0"))
+            .exec(
+                &[
+                    "sh",
+                    "-c",
+                    r#"[ -e "$1" ] || exit 3; cat -- "$1""#,
+                    "read",
+                    path,
+                ],
+                Some("0"),
+            )
             .await?;
         match out.code {
             0 => Ok(Some(out.stdout)),
@@ -200,7 +241,10 @@ impl Sandbox {
 
     /// /tmp/gateway.log, or an empty string if there is none yet.
     pub async fn gateway_log(&self) -> Result<String> {
-        Ok(self.read_file(layout::GATEWAY_LOG).await?.unwrap_or_default())
+        Ok(self
+            .read_file(layout::GATEWAY_LOG)
+            .await?
+            .unwrap_or_default())
     }
 
     /// Waits for a live gateway process other than `old` (e.g. after a respawn).

@@ -57,7 +57,10 @@ async fn run_builder(name: &str) -> Result<String> {
     let out = tokio::time::timeout(limit, cmd.output())
         .await
         .with_context(|| {
-            format!("building image {name} took longer than {limit:?} ({})", script.display())
+            format!(
+                "building image {name} took longer than {limit:?} ({})",
+                script.display()
+            )
         })?
         .with_context(|| format!("cannot run {}", script.display()))?;
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -13,6 +13,7 @@
 //! # let _ = old; Ok(()) }
 //! ```
 
+pub mod agents;
 mod cleanup;
 pub mod engine;
 pub mod exec;

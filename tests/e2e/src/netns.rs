@@ -37,9 +37,11 @@ where
         .name(format!("netns-{pid}"))
         .spawn(move || {
             let result = (|| {
-                let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
-                    .with_context(|| format!("open /proc/{pid}/ns/net (container gone? not root?)"))?;
-                sys::enter_net_namespace(&ns).context("setns into the container's netns (needs root)")?;
+                let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).with_context(|| {
+                    format!("open /proc/{pid}/ns/net (container gone? not root?)")
+                })?;
+                sys::enter_net_namespace(&ns)
+                    .context("setns into the container's netns (needs root)")?;
                 f()
             })();
             let _ = tx.send(result);
@@ -83,12 +85,14 @@ pub async fn http_get(
     request.push_str("\r\n");
     in_netns(pid, limit, move || {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let mut s = TcpStream::connect_timeout(&addr, limit).with_context(|| format!("connect {addr}"))?;
+        let mut s =
+            TcpStream::connect_timeout(&addr, limit).with_context(|| format!("connect {addr}"))?;
         s.set_read_timeout(Some(limit))?;
         s.set_write_timeout(Some(limit))?;
         s.write_all(request.as_bytes())?;
         let mut raw = Vec::new();
-        s.read_to_end(&mut raw).with_context(|| format!("read reply from {addr}"))?;
+        s.read_to_end(&mut raw)
+            .with_context(|| format!("read reply from {addr}"))?;
         parse_reply(&raw)
     })
     .await
@@ -126,7 +130,10 @@ mod tests {
 
     #[test]
     fn parses_status_headers_and_body() {
-        let r = parse_reply(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n\r\norigin not allowed").unwrap();
+        let r = parse_reply(
+            b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n\r\norigin not allowed",
+        )
+        .unwrap();
         assert_eq!(r.status, 403);
         assert_eq!(r.header("content-type"), Some("text/plain"));
         assert_eq!(r.body, "origin not allowed");
@@ -147,15 +154,26 @@ mod tests {
             let (mut s, _) = listener.accept().unwrap();
             let mut buf = [0u8; 512];
             let _ = s.read(&mut buf).unwrap();
-            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .unwrap();
         });
         let me = std::process::id();
-        let r = http_get(me, port, "/x", &[("Origin", "http://a")], Duration::from_secs(2))
-            .await
-            .unwrap();
+        let r = http_get(
+            me,
+            port,
+            "/x",
+            &[("Origin", "http://a")],
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
         assert_eq!((r.status, r.body.as_str()), (200, "ok"));
         server.join().unwrap();
         let closed = crate::ports::free_port().unwrap();
-        assert!(!tcp_listening(me, closed, Duration::from_secs(2)).await.unwrap());
+        assert!(
+            !tcp_listening(me, closed, Duration::from_secs(2))
+                .await
+                .unwrap()
+        );
     }
 }

@@ -93,13 +93,19 @@ mod tests {
         let port = free_port().unwrap();
         let foreign = ForeignListener::occupy(port).unwrap();
         assert_eq!(foreign.port(), port);
-        assert!(TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err(), "port must be taken");
+        assert!(
+            TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err(),
+            "port must be taken"
+        );
 
         let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
         s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
         let mut reply = String::new();
         s.read_to_string(&mut reply).unwrap();
-        assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with(FOREIGN_BODY), "{reply}");
+        assert!(
+            reply.starts_with("HTTP/1.1 200") && reply.ends_with(FOREIGN_BODY),
+            "{reply}"
+        );
 
         drop(foreign);
         TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("port must be free after drop");

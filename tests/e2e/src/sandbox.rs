@@ -8,8 +8,8 @@ use crate::slots::{self, Slot};
 use crate::wait::{bounded, poll_until};
 use anyhow::{Context, Result, bail};
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig,
+    RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
@@ -122,10 +122,17 @@ impl SandboxSpec {
 
     /// `fixture` for `runner-test/fixture:abc`.
     pub fn image_kind(&self) -> String {
-        let repo = self.image.rsplit_once(':').map_or(self.image.as_str(), |(r, tag)| {
-            // A registry port (host:5000/x) is not a tag.
-            if tag.contains('/') { self.image.as_str() } else { r }
-        });
+        let repo = self
+            .image
+            .rsplit_once(':')
+            .map_or(self.image.as_str(), |(r, tag)| {
+                // A registry port (host:5000/x) is not a tag.
+                if tag.contains('/') {
+                    self.image.as_str()
+                } else {
+                    r
+                }
+            });
         repo.rsplit('/').next().unwrap_or(repo).to_string()
     }
 
@@ -133,13 +140,14 @@ impl SandboxSpec {
         if let Some(h) = &self.heavy {
             return Some(h.clone());
         }
-        (self.image.starts_with("runner-test/openclaw:") || self.image == "runner-test/openclaw").then(|| {
-            let max = std::env::var("RUNNER_E2E_MAX_OPENCLAW")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(DEFAULT_MAX_OPENCLAW);
-            ("openclaw".to_string(), max)
-        })
+        (self.image.starts_with("runner-test/openclaw:") || self.image == "runner-test/openclaw")
+            .then(|| {
+                let max = std::env::var("RUNNER_E2E_MAX_OPENCLAW")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(DEFAULT_MAX_OPENCLAW);
+                ("openclaw".to_string(), max)
+            })
     }
 
     pub fn effective_gateway_pattern(&self) -> String {
@@ -156,7 +164,10 @@ impl SandboxSpec {
     }
 
     fn sanitized_prefix(&self) -> String {
-        let raw = self.name_prefix.clone().unwrap_or_else(|| self.image_kind());
+        let raw = self
+            .name_prefix
+            .clone()
+            .unwrap_or_else(|| self.image_kind());
         let mut p: String = raw
             .to_ascii_lowercase()
             .chars()
@@ -227,7 +238,12 @@ impl Sandbox {
 
         let (volume, owns_volume) = match &spec.volume {
             Some(v) => {
-                bounded(&format!("inspect volume {v}"), API_TIMEOUT, docker.inspect_volume(v)).await?;
+                bounded(
+                    &format!("inspect volume {v}"),
+                    API_TIMEOUT,
+                    docker.inspect_volume(v),
+                )
+                .await?;
                 (v.clone(), false)
             }
             None => {
@@ -241,7 +257,12 @@ impl Sandbox {
                     labels: Some(labels),
                     ..Default::default()
                 };
-                bounded(&format!("create volume {v}"), API_TIMEOUT, docker.create_volume(req)).await?;
+                bounded(
+                    &format!("create volume {v}"),
+                    API_TIMEOUT,
+                    docker.create_volume(req),
+                )
+                .await?;
                 (v, true)
             }
         };
@@ -270,7 +291,10 @@ impl Sandbox {
             env: Some(env),
             labels: Some(labels),
             host_config: Some(HostConfig {
-                tmpfs: Some(HashMap::from([("/tmp".to_string(), "rw,mode=1777".to_string())])),
+                tmpfs: Some(HashMap::from([(
+                    "/tmp".to_string(),
+                    "rw,mode=1777".to_string(),
+                )])),
                 binds: Some(vec![format!("{}:/sandbox", self.volume)]),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::NO),
@@ -284,7 +308,9 @@ impl Sandbox {
 
     async fn create_and_start(&mut self) -> Result<()> {
         let docker = self.engine.docker();
-        let opts = CreateContainerOptionsBuilder::default().name(&self.name).build();
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&self.name)
+            .build();
         let created = bounded(
             &format!("create container {} from {}", self.name, self.spec.image),
             API_TIMEOUT,
@@ -334,7 +360,11 @@ impl Sandbox {
 
     /// Host pid of the container's PID 1 (its namespaces live under /proc/PID/ns).
     pub async fn host_pid(&self) -> Result<u32> {
-        let state = self.inspect().await?.state.context("inspect has no state")?;
+        let state = self
+            .inspect()
+            .await?
+            .state
+            .context("inspect has no state")?;
         match state.pid {
             Some(pid) if pid > 0 && state.running == Some(true) => Ok(pid as u32),
             _ => bail!("{} is not running (status {:?})", self.name, state.status),
@@ -350,11 +380,13 @@ impl Sandbox {
                 let state = self.inspect().await?.state.context("no state")?;
                 match state.status {
                     Some(ContainerStateStatusEnum::RUNNING) => Ok(Some(())),
-                    Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD) => bail!(
-                        "{} exited with code {:?} right after start",
-                        self.name,
-                        state.exit_code
-                    ),
+                    Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD) => {
+                        bail!(
+                            "{} exited with code {:?} right after start",
+                            self.name,
+                            state.exit_code
+                        )
+                    }
                     _ => Ok(None),
                 }
             },
@@ -369,7 +401,9 @@ impl Sandbox {
         bounded(
             &format!("remove {} for recreate", self.name),
             API_TIMEOUT,
-            self.engine.docker().remove_container(&self.name, Some(opts)),
+            self.engine
+                .docker()
+                .remove_container(&self.name, Some(opts)),
         )
         .await?;
         self.create_and_start().await
@@ -380,14 +414,26 @@ impl Sandbox {
     pub async fn remove(mut self) -> Result<()> {
         let docker = self.engine.docker();
         let opts = RemoveContainerOptionsBuilder::default().force(true).build();
-        match bounded("remove container", API_TIMEOUT, docker.remove_container(&self.name, Some(opts))).await {
+        match bounded(
+            "remove container",
+            API_TIMEOUT,
+            docker.remove_container(&self.name, Some(opts)),
+        )
+        .await
+        {
             Ok(()) => {}
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e),
         }
         if self.owns_volume {
             let opts = RemoveVolumeOptionsBuilder::default().force(true).build();
-            match bounded("remove volume", API_TIMEOUT, docker.remove_volume(&self.volume, Some(opts))).await {
+            match bounded(
+                "remove volume",
+                API_TIMEOUT,
+                docker.remove_volume(&self.volume, Some(opts)),
+            )
+            .await
+            {
                 Ok(()) => {}
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(e),
@@ -401,7 +447,10 @@ impl Sandbox {
 pub(crate) fn is_not_found(e: &anyhow::Error) -> bool {
     matches!(
         e.downcast_ref::<bollard::errors::Error>(),
-        Some(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+        Some(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        })
     )
 }
 
@@ -411,7 +460,8 @@ impl Drop for Sandbox {
             return;
         }
         let volume = self.owns_volume.then_some(self.volume.as_str());
-        if let Err(e) = cleanup::remove_container_and_volume(self.engine.host(), &self.name, volume) {
+        if let Err(e) = cleanup::remove_container_and_volume(self.engine.host(), &self.name, volume)
+        {
             eprintln!(
                 "runner-e2e: could not remove sandbox {} / volume {}: {e:#} (sweep_leftovers removes it after 1 h)",
                 self.name, self.volume
@@ -435,8 +485,16 @@ pub async fn sweep_leftovers(engine: &Engine) -> Result<usize> {
     let docker = engine.docker();
     let cutoff = now_secs().saturating_sub(LEFTOVER_AGE.as_secs());
     let label = HashMap::from([("label", vec![format!("{E2E_LABEL}=1")])]);
-    let opts = ListContainersOptionsBuilder::default().all(true).filters(&label).build();
-    let containers = bounded("list e2e containers", API_TIMEOUT, docker.list_containers(Some(opts))).await?;
+    let opts = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&label)
+        .build();
+    let containers = bounded(
+        "list e2e containers",
+        API_TIMEOUT,
+        docker.list_containers(Some(opts)),
+    )
+    .await?;
     let mut removed = 0;
     for c in containers {
         let (Some(id), Some(created)) = (c.id, c.created) else {
@@ -446,7 +504,13 @@ pub async fn sweep_leftovers(engine: &Engine) -> Result<usize> {
             continue;
         }
         let opts = RemoveContainerOptionsBuilder::default().force(true).build();
-        match bounded("remove leftover", API_TIMEOUT, docker.remove_container(&id, Some(opts))).await {
+        match bounded(
+            "remove leftover",
+            API_TIMEOUT,
+            docker.remove_container(&id, Some(opts)),
+        )
+        .await
+        {
             Ok(()) => removed += 1,
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e),
@@ -456,15 +520,32 @@ pub async fn sweep_leftovers(engine: &Engine) -> Result<usize> {
         ("label", vec![format!("{E2E_LABEL}=1")]),
         ("dangling", vec!["true".to_string()]),
     ]);
-    let opts = ListVolumesOptionsBuilder::default().filters(&filters).build();
-    let volumes = bounded("list e2e volumes", API_TIMEOUT, docker.list_volumes(Some(opts))).await?;
+    let opts = ListVolumesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let volumes = bounded(
+        "list e2e volumes",
+        API_TIMEOUT,
+        docker.list_volumes(Some(opts)),
+    )
+    .await?;
     for v in volumes.volumes.unwrap_or_default() {
-        let created: u64 = v.labels.get(CREATED_LABEL).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let created: u64 = v
+            .labels
+            .get(CREATED_LABEL)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         if created >= cutoff {
             continue;
         }
         let opts = RemoveVolumeOptionsBuilder::default().force(true).build();
-        match bounded("remove leftover volume", API_TIMEOUT, docker.remove_volume(&v.name, Some(opts))).await {
+        match bounded(
+            "remove leftover volume",
+            API_TIMEOUT,
+            docker.remove_volume(&v.name, Some(opts)),
+        )
+        .await
+        {
             Ok(()) => removed += 1,
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e),
@@ -479,32 +560,61 @@ mod tests {
 
     #[test]
     fn image_kind_ignores_tag_and_registry_port() {
-        assert_eq!(SandboxSpec::new("runner-test/fixture:0123abcd").image_kind(), "fixture");
-        assert_eq!(SandboxSpec::new("runner-test/openclaw").image_kind(), "openclaw");
-        assert_eq!(SandboxSpec::new("localhost:5000/x/hermes").image_kind(), "hermes");
+        assert_eq!(
+            SandboxSpec::new("runner-test/fixture:0123abcd").image_kind(),
+            "fixture"
+        );
+        assert_eq!(
+            SandboxSpec::new("runner-test/openclaw").image_kind(),
+            "openclaw"
+        );
+        assert_eq!(
+            SandboxSpec::new("localhost:5000/x/hermes").image_kind(),
+            "hermes"
+        );
     }
 
     #[test]
     fn openclaw_images_take_a_slot_implicitly() {
         let s = SandboxSpec::new("runner-test/openclaw:abc");
-        assert_eq!(s.effective_heavy().map(|h| h.0), Some("openclaw".to_string()));
-        assert_eq!(SandboxSpec::new("runner-test/fixture:abc").effective_heavy(), None);
+        assert_eq!(
+            s.effective_heavy().map(|h| h.0),
+            Some("openclaw".to_string())
+        );
+        assert_eq!(
+            SandboxSpec::new("runner-test/fixture:abc").effective_heavy(),
+            None
+        );
         let explicit = SandboxSpec::new("runner-test/fixture:abc").heavy("big", 1);
         assert_eq!(explicit.effective_heavy(), Some(("big".into(), 1)));
     }
 
     #[test]
     fn gateway_pattern_defaults_by_image() {
-        assert_eq!(SandboxSpec::new("runner-test/fixture:a").effective_gateway_pattern(), "fixture-gateway");
-        assert_eq!(SandboxSpec::new("runner-test/hermes:a").effective_gateway_pattern(), "hermes gateway run");
+        assert_eq!(
+            SandboxSpec::new("runner-test/fixture:a").effective_gateway_pattern(),
+            "fixture-gateway"
+        );
+        assert_eq!(
+            SandboxSpec::new("runner-test/hermes:a").effective_gateway_pattern(),
+            "hermes gateway run"
+        );
         let custom = SandboxSpec::new("x").gateway_pattern("my-gw");
         assert_eq!(custom.effective_gateway_pattern(), "my-gw");
     }
 
     #[test]
     fn name_prefix_is_sanitized() {
-        assert_eq!(SandboxSpec::new("a").name_prefix("Kill 9/Lock!").sanitized_prefix(), "kill-9-lock");
-        assert_eq!(SandboxSpec::new("a").name_prefix("!!!").sanitized_prefix(), "sandbox");
+        assert_eq!(
+            SandboxSpec::new("a")
+                .name_prefix("Kill 9/Lock!")
+                .sanitized_prefix(),
+            "kill-9-lock"
+        );
+        assert_eq!(
+            SandboxSpec::new("a").name_prefix("!!!").sanitized_prefix(),
+            "sandbox"
+        );
     }
 
     #[test]

@@ -32,7 +32,10 @@ pub async fn acquire(kind: &str, max: usize, limit: Duration) -> Result<Slot> {
     if max == 0 {
         bail!("slot kind {kind:?} has max 0: nothing could ever run");
     }
-    if !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if !kind
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         bail!("slot kind {kind:?} must be [A-Za-z0-9_-]");
     }
     let started = Instant::now();
@@ -69,8 +72,12 @@ mod tests {
     use super::*;
 
     fn unique_kind() -> String {
-        format!("unit-{}-{:?}", std::process::id(), std::thread::current().id())
-            .replace(['(', ')'], "")
+        format!(
+            "unit-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        )
+        .replace(['(', ')'], "")
     }
 
     #[tokio::test]
@@ -79,7 +86,9 @@ mod tests {
         let a = acquire(&kind, 2, Duration::ZERO).await.unwrap();
         let b = acquire(&kind, 2, Duration::ZERO).await.unwrap();
         assert_ne!(a.path(), b.path());
-        let err = acquire(&kind, 2, Duration::from_millis(300)).await.unwrap_err();
+        let err = acquire(&kind, 2, Duration::from_millis(300))
+            .await
+            .unwrap_err();
         assert!(format!("{err:#}").contains("slots stayed busy"));
         drop(a);
         let c = acquire(&kind, 2, Duration::from_secs(2)).await.unwrap();

@@ -228,7 +228,11 @@ mod tests {
             ("FIXTURE_PORT", "1000"),
             ("OPENCLAW_STATE_DIR", "/s"),
         ];
-        let o = run("--mode serve-then-wedge --port 2000 --wedge-after 1.5", &env).unwrap();
+        let o = run(
+            "--mode serve-then-wedge --port 2000 --wedge-after 1.5",
+            &env,
+        )
+        .unwrap();
         assert_eq!(o.mode, Mode::ServeThenWedge);
         assert_eq!(o.port, 2000);
         assert_eq!(o.wedge_after, Duration::from_millis(1500));
@@ -241,13 +245,21 @@ mod tests {
     fn openclaw_port_variable_is_a_fallback() {
         let o = run("", &[("OPENCLAW_GATEWAY_PORT", "19001")]).unwrap();
         assert_eq!(o.port, 19001);
-        let o = run("", &[("OPENCLAW_GATEWAY_PORT", "19001"), ("FIXTURE_PORT", "5")]).unwrap();
+        let o = run(
+            "",
+            &[("OPENCLAW_GATEWAY_PORT", "19001"), ("FIXTURE_PORT", "5")],
+        )
+        .unwrap();
         assert_eq!(o.port, 5);
     }
 
     #[test]
     fn guard_check_can_be_skipped_except_in_the_crash_mode() {
-        assert!(!run("--mode normal --guards ignore", &[]).unwrap().require_guards);
+        assert!(
+            !run("--mode normal --guards ignore", &[])
+                .unwrap()
+                .require_guards
+        );
         assert!(run("--guards ignore", &[]).unwrap().require_guards);
     }
 
@@ -284,6 +296,9 @@ mod tests {
 
     #[test]
     fn help_wins() {
-        assert_eq!(parse(&argv("--port 1 --help"), &|_| None).unwrap(), Command::Help);
+        assert_eq!(
+            parse(&argv("--port 1 --help"), &|_| None).unwrap(),
+            Command::Help
+        );
     }
 }

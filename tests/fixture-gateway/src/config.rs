@@ -66,7 +66,9 @@ pub fn watch(path: PathBuf, origins: Origins, log: fn(&str)) {
             match load(&path) {
                 Ok(list) => {
                     let list = list.unwrap_or_default();
-                    log(&format!("config hot reload applied (allowedOrigins={list:?})"));
+                    log(&format!(
+                        "config hot reload applied (allowedOrigins={list:?})"
+                    ));
                     *origins.write().unwrap_or_else(|e| e.into_inner()) = list;
                 }
                 Err(e) => log(&format!(
@@ -85,7 +87,10 @@ mod tests {
     #[test]
     fn reads_origins_and_tolerates_missing_key() {
         let text = r#"{"gateway":{"controlUi":{"allowedOrigins":["http://a","http://b"]}}}"#;
-        assert_eq!(origins_from_text(text).unwrap(), vec!["http://a", "http://b"]);
+        assert_eq!(
+            origins_from_text(text).unwrap(),
+            vec!["http://a", "http://b"]
+        );
         assert!(origins_from_text(r#"{"gateway":{}}"#).unwrap().is_empty());
     }
 
@@ -103,11 +108,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("fixture-cfg-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("openclaw.json");
-        fs::write(&path, r#"{"gateway":{"controlUi":{"allowedOrigins":["http://a"]}}}"#).unwrap();
+        fs::write(
+            &path,
+            r#"{"gateway":{"controlUi":{"allowedOrigins":["http://a"]}}}"#,
+        )
+        .unwrap();
         let origins: Origins = Arc::new(RwLock::new(load(&path).unwrap().unwrap()));
         watch(path.clone(), origins.clone(), |_| {});
         let tmp = dir.join("openclaw.json.tmp");
-        fs::write(&tmp, r#"{"gateway":{"controlUi":{"allowedOrigins":["http://z"]}}}"#).unwrap();
+        fs::write(
+            &tmp,
+            r#"{"gateway":{"controlUi":{"allowedOrigins":["http://z"]}}}"#,
+        )
+        .unwrap();
         fs::rename(&tmp, &path).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(3);
         while origins.read().unwrap()[0] != "http://z" {

@@ -89,11 +89,18 @@ fn plant_garbled_lock(path: &Path) {
         let _ = fs::create_dir_all(dir);
     }
     // A writer that died half-way: valid start, no end.
-    match fs::OpenOptions::new().write(true).create_new(true).open(path) {
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
         Ok(mut f) => {
             use std::io::Write;
             let _ = f.write_all(b"{\n  \"pid\": ");
-            log(&format!("stale-lock-blocks: planted a garbled lock at {}", path.display()));
+            log(&format!(
+                "stale-lock-blocks: planted a garbled lock at {}",
+                path.display()
+            ));
         }
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
         Err(e) => log(&format!("stale-lock-blocks: could not plant lock: {e}")),
@@ -134,7 +141,10 @@ pub fn run(o: &Options) -> i32 {
             Arc::new(RwLock::new(Vec::new()))
         }
         Err(e) => {
-            log(&format!("Invalid config at {}: {e}", o.config_path.display()));
+            log(&format!(
+                "Invalid config at {}: {e}",
+                o.config_path.display()
+            ));
             return EXIT_CONFIG;
         }
     };
@@ -170,7 +180,10 @@ pub fn run(o: &Options) -> i32 {
             return 1;
         }
         Err(AcquireError::NotRegular(p)) => {
-            log(&format!("refusing lock {}: not a regular file", p.display()));
+            log(&format!(
+                "refusing lock {}: not a regular file",
+                p.display()
+            ));
             return 1;
         }
         Err(AcquireError::Io(e)) => {
@@ -188,7 +201,10 @@ pub fn run(o: &Options) -> i32 {
     }
 
     if o.mode == Mode::SlowStart {
-        log(&format!("slow start: waiting {:?} before listening", o.slow_start));
+        log(&format!(
+            "slow start: waiting {:?} before listening",
+            o.slow_start
+        ));
         if !sleep_unless_terminated(o.slow_start) {
             return shutdown(&lock_path, pid, start_time, None);
         }

@@ -53,7 +53,13 @@ mod tests {
     #[test]
     fn missing_env_wiring_or_file_fails() {
         assert!(check(None, |_| true).is_err());
-        assert!(check(Some("--require /tmp/nemoclaw-sandbox-safety-net.js"), |_| true).is_err());
+        assert!(
+            check(
+                Some("--require /tmp/nemoclaw-sandbox-safety-net.js"),
+                |_| true
+            )
+            .is_err()
+        );
         assert!(check(Some(WIRED), |_| false).is_err());
     }
 

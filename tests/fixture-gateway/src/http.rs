@@ -125,7 +125,15 @@ fn handle(mut stream: TcpStream, shared: &Shared) {
     let (status, ctype, body) = match parse_head(&head) {
         Some(req) => {
             let (s, c, b) = route(&req, shared);
-            (s, c, if req.method == "HEAD" { String::new() } else { b })
+            (
+                s,
+                c,
+                if req.method == "HEAD" {
+                    String::new()
+                } else {
+                    b
+                },
+            )
         }
         None => (400, "text/plain", "bad request".into()),
     };
@@ -140,7 +148,10 @@ fn handle(mut stream: TcpStream, shared: &Shared) {
 
 /// Runs accept loops until `shared.serving` is cleared; returns once every listener has
 /// been dropped, so the port is closed when this returns.
-pub fn spawn_accept_loops(listeners: Vec<TcpListener>, shared: Arc<Shared>) -> Vec<thread::JoinHandle<()>> {
+pub fn spawn_accept_loops(
+    listeners: Vec<TcpListener>,
+    shared: Arc<Shared>,
+) -> Vec<thread::JoinHandle<()>> {
     listeners
         .into_iter()
         .map(|listener| {
@@ -204,17 +215,26 @@ mod tests {
         assert_eq!(route(&get("/healthz", None), &shared(401, &[])).0, 401);
         assert_eq!(route(&get("/health", None), &shared(500, &[])).0, 500);
         // Health ignores Origin entirely.
-        assert_eq!(route(&get("/health", Some("http://evil")), &shared(200, &[])).0, 200);
+        assert_eq!(
+            route(&get("/health", Some("http://evil")), &shared(200, &[])).0,
+            200
+        );
     }
 
     #[test]
     fn origin_check_uses_the_live_list() {
         let s = shared(200, &["http://127.0.0.1:18789"]);
-        assert_eq!(route(&get("/origin-check", Some("http://127.0.0.1:18789")), &s).0, 200);
+        assert_eq!(
+            route(&get("/origin-check", Some("http://127.0.0.1:18789")), &s).0,
+            200
+        );
         let (code, _, body) = route(&get("/origin-check", Some("http://localhost:9")), &s);
         assert_eq!((code, body.as_str()), (403, "origin not allowed"));
         s.origins.write().unwrap().push("http://localhost:9".into());
-        assert_eq!(route(&get("/origin-check", Some("http://localhost:9")), &s).0, 200);
+        assert_eq!(
+            route(&get("/origin-check", Some("http://localhost:9")), &s).0,
+            200
+        );
     }
 
     #[test]

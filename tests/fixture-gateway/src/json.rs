@@ -294,7 +294,10 @@ mod tests {
                 Value::String("http://abc".into()),
             ])
         );
-        assert_eq!(v.pointer("gateway.port").and_then(Value::as_u64), Some(18789));
+        assert_eq!(
+            v.pointer("gateway.port").and_then(Value::as_u64),
+            Some(18789)
+        );
         assert_eq!(v.pointer("gateway.missing"), None);
     }
 
@@ -307,7 +310,14 @@ mod tests {
 
     #[test]
     fn rejects_truncated_and_garbage_input() {
-        for bad in ["", "{\"pid\": 12", "garbage", "{\"a\":1} x", "[1,2", "\"\\q\""] {
+        for bad in [
+            "",
+            "{\"pid\": 12",
+            "garbage",
+            "{\"a\":1} x",
+            "[1,2",
+            "\"\\q\"",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should not parse");
         }
     }

@@ -33,7 +33,10 @@ pub fn lock_path(state_dir: &Path, uid: u32) -> PathBuf {
 pub enum LockContent {
     /// Empty, truncated, not JSON, or without a usable pid.
     Garbled,
-    Owner { pid: u32, start_time: Option<u64> },
+    Owner {
+        pid: u32,
+        start_time: Option<u64>,
+    },
 }
 
 pub fn parse(text: &str) -> LockContent {
@@ -64,7 +67,9 @@ pub enum Verdict {
 /// `age` is now minus the lock's mtime; `probe` looks the recorded pid up.
 pub fn judge(content: LockContent, age: Duration, probe: impl FnOnce(u32) -> ProcView) -> Verdict {
     match content {
-        LockContent::Garbled if age > GARBLED_GRACE => Verdict::Stale("unreadable and older than 30s"),
+        LockContent::Garbled if age > GARBLED_GRACE => {
+            Verdict::Stale("unreadable and older than 30s")
+        }
         LockContent::Garbled => Verdict::Live("unreadable and younger than 30s"),
         LockContent::Owner { pid, start_time } => {
             let p = probe(pid);
@@ -119,7 +124,10 @@ pub fn render(r: &LockRecord<'_>, token: [u8; 16]) -> String {
 #[derive(Debug)]
 pub enum AcquireError {
     /// Still held when the budget ran out (OpenClaw exits 1 with this).
-    Timeout { waited: Duration, last: Verdict },
+    Timeout {
+        waited: Duration,
+        last: Verdict,
+    },
     /// Symlink, directory or other non-regular file: never removed, never followed.
     NotRegular(PathBuf),
     Io(std::io::Error),
@@ -256,14 +264,26 @@ mod tests {
 
     #[test]
     fn garbled_lock_blocks_only_while_young() {
-        assert!(matches!(judge(LockContent::Garbled, FRESH, dead()), Verdict::Live(_)));
-        assert!(matches!(judge(LockContent::Garbled, OLD, dead()), Verdict::Stale(_)));
+        assert!(matches!(
+            judge(LockContent::Garbled, FRESH, dead()),
+            Verdict::Live(_)
+        ));
+        assert!(matches!(
+            judge(LockContent::Garbled, OLD, dead()),
+            Verdict::Stale(_)
+        ));
     }
 
     #[test]
     fn dead_owner_is_stale_regardless_of_age() {
-        assert!(matches!(judge(owner(7, Some(5)), FRESH, dead()), Verdict::Stale(_)));
-        assert!(matches!(judge(owner(7, None), FRESH, dead()), Verdict::Stale(_)));
+        assert!(matches!(
+            judge(owner(7, Some(5)), FRESH, dead()),
+            Verdict::Stale(_)
+        ));
+        assert!(matches!(
+            judge(owner(7, None), FRESH, dead()),
+            Verdict::Stale(_)
+        ));
     }
 
     #[test]
@@ -271,18 +291,30 @@ mod tests {
         let v = judge(owner(7, Some(5)), OLD, alive(Some(5), false));
         assert!(matches!(v, Verdict::Live(_)));
         let v = judge(owner(7, Some(5)), FRESH, alive(Some(6), true));
-        assert_eq!(v, Verdict::Stale("owner pid was recycled (start time differs)"));
+        assert_eq!(
+            v,
+            Verdict::Stale("owner pid was recycled (start time differs)")
+        );
     }
 
     #[test]
     fn without_start_time_the_cmdline_decides() {
-        assert!(matches!(judge(owner(7, None), FRESH, alive(Some(1), true)), Verdict::Live(_)));
-        assert!(matches!(judge(owner(7, None), FRESH, alive(Some(1), false)), Verdict::Stale(_)));
+        assert!(matches!(
+            judge(owner(7, None), FRESH, alive(Some(1), true)),
+            Verdict::Live(_)
+        ));
+        assert!(matches!(
+            judge(owner(7, None), FRESH, alive(Some(1), false)),
+            Verdict::Stale(_)
+        ));
     }
 
     #[test]
     fn parse_recognises_owner_and_garbage() {
-        assert_eq!(parse("{\"pid\": 12, \"startTime\": 99}"), owner(12, Some(99)));
+        assert_eq!(
+            parse("{\"pid\": 12, \"startTime\": 99}"),
+            owner(12, Some(99))
+        );
         assert_eq!(parse("{\"pid\": 12}"), owner(12, None));
         assert_eq!(parse("{\"pid\": 0}"), LockContent::Garbled);
         assert_eq!(parse("{\"pid\": \"12\"}"), LockContent::Garbled);
@@ -321,7 +353,10 @@ mod tests {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, "{\"pid\": 4000000, \"startTime\": 1}").unwrap();
         let dead_probe = |_| ProcView::default();
-        let n = acquire(&path, "{\"pid\": 1}", Duration::ZERO, &dead_probe, &|| false).unwrap();
+        let n = acquire(&path, "{\"pid\": 1}", Duration::ZERO, &dead_probe, &|| {
+            false
+        })
+        .unwrap();
         assert_eq!(n, 1);
         assert_eq!(parse(&fs::read_to_string(&path).unwrap()), owner(1, None));
 
@@ -330,7 +365,9 @@ mod tests {
             start_time: None,
             looks_like_gateway: true,
         };
-        let err = acquire(&path, "x", Duration::from_millis(150), &live_probe, &|| false);
+        let err = acquire(&path, "x", Duration::from_millis(150), &live_probe, &|| {
+            false
+        });
         assert!(matches!(err, Err(AcquireError::Timeout { .. })));
         let _ = fs::remove_dir_all(&dir);
     }

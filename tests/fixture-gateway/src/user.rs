@@ -79,7 +79,10 @@ mod tests {
     #[test]
     fn finds_users_by_name_and_uid() {
         let gw = lookup(PASSWD, "gateway").unwrap();
-        assert_eq!((gw.uid, gw.gid, gw.home.as_str()), (998, 998, "/home/gateway"));
+        assert_eq!(
+            (gw.uid, gw.gid, gw.home.as_str()),
+            (998, 998, "/home/gateway")
+        );
         assert_eq!(lookup(PASSWD, "1000").unwrap().name, "sandbox");
     }
 

@@ -40,6 +40,8 @@ pub struct DockerBackend {
     endpoint: String,
     /// The engine listens on a unix socket of this machine.
     local_engine: bool,
+    /// Whether `/proc/<init>` may be used at all (see `exec_only`).
+    host_proc: bool,
     /// Per container name: the verified init process and how to reach it.
     targets: Mutex<HashMap<String, Target>>,
 }
@@ -49,6 +51,7 @@ impl std::fmt::Debug for DockerBackend {
         f.debug_struct("DockerBackend")
             .field("endpoint", &self.endpoint)
             .field("local_engine", &self.local_engine)
+            .field("host_proc", &self.host_proc)
             .finish()
     }
 }
@@ -57,10 +60,16 @@ impl DockerBackend {
     /// Connects to `DOCKER_HOST` or the local socket, negotiates the API
     /// version and pings the engine, all within a few seconds.
     pub async fn connect() -> Result<Self, BackendError> {
-        let from_env = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
-        let endpoint = from_env
-            .clone()
+        let endpoint = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+        Self::connect_to(&endpoint).await
+    }
+
+    /// Connects to `endpoint` (`unix:///path`, `tcp://host:port`, ...).
+    pub async fn connect_to(endpoint: &str) -> Result<Self, BackendError> {
+        let endpoint = endpoint.to_string();
         let local_engine = endpoint.starts_with("unix://");
         if let Some(path) = endpoint.strip_prefix("unix://") {
             match std::fs::metadata(path) {
@@ -79,11 +88,8 @@ impl DockerBackend {
                 }
             }
         }
-        let docker = match from_env {
-            Some(_) => Docker::connect_with_defaults(),
-            None => Docker::connect_with_local_defaults(),
-        }
-        .map_err(|e| errors::unreachable_error(&e))?;
+        let docker =
+            Docker::connect_with_host(&endpoint).map_err(|e| errors::unreachable_error(&e))?;
         let docker =
             match tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version()).await {
                 Ok(Ok(d)) => d,
@@ -110,8 +116,18 @@ impl DockerBackend {
             docker,
             endpoint,
             local_engine,
+            host_proc: true,
             targets: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Never use the host's `/proc` view: behave as with a remote or
+    /// rootless engine (signals and loopback connects through an exec, the
+    /// other file and process calls `Unavailable`). For operators who do not
+    /// want runner entering container namespaces, and for testing that path.
+    pub fn exec_only(mut self) -> Self {
+        self.host_proc = false;
+        self
     }
 
     /// The underlying client, for callers that need more of the Engine API

@@ -102,7 +102,9 @@ impl DockerBackend {
 
     async fn verify(&self, sandbox: &str, id: &str, pid: u32) -> Target {
         let host_start = host_start_time(pid);
-        let access = if !self.local_engine {
+        let access = if !self.host_proc {
+            Access::ExecOnly("host /proc access is turned off for this backend".into())
+        } else if !self.local_engine {
             Access::ExecOnly(format!(
                 "the engine at {} is not on this host",
                 self.endpoint

@@ -20,11 +20,13 @@ const os = require('node:os');
 const CRASH_DELAY_MS = 1500;
 
 function interfaceEnumerationFailure() {
-  const err = new Error(
-    'A system error occurred: uv_interface_addresses returned Unknown system error 1 (Unknown system error 1)',
-  );
-  // Same shape as the SystemError libuv failures produce in Node.
-  err.name = 'SystemError';
+  const message =
+    'A system error occurred: uv_interface_addresses returned Unknown system error 1 (Unknown system error 1)';
+  const err = new Error(message);
+  const frames = String(err.stack).split('\n').slice(1).join('\n');
+  // Same shape and first line as the SystemError a libuv failure produces in Node.
+  Object.defineProperty(err, 'name', { value: 'SystemError', writable: true, configurable: true });
+  err.stack = `SystemError [ERR_SYSTEM_ERROR]: ${message}\n${frames}`;
   err.code = 'ERR_SYSTEM_ERROR';
   err.errno = 1;
   err.syscall = 'uv_interface_addresses';
@@ -34,7 +36,6 @@ function interfaceEnumerationFailure() {
     message: 'Unknown system error 1',
     syscall: 'uv_interface_addresses',
   };
-  err.stack = String(err.stack).replace(/^Error/, 'SystemError [ERR_SYSTEM_ERROR]');
   return err;
 }
 

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # every name here is read by lib.sh
 # OpenClaw specifics for lib.sh (runner-test/openclaw image).
 
 readonly AGENT=openclaw

@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # /usr/local/lib/sandbox/lib.sh — launch logic shared by sandbox-entry (PID 1) and gateway-launch (recovery
-# tools), so there is exactly one way to start the gateway in this image. Sourced by root only; agent.sh (next to
+# tools), so there is exactly one way to start the gateway in an image. Sourced by root only; agent.sh (next to
 # this file) supplies the agent-specific paths, environment, argv and first-boot state.
+# Source: tests/images/shared/sandbox-lib.sh, copied into the openclaw and hermes images by their build.sh.
 
+# shellcheck disable=SC2034 # constants used by agent.sh and by the scripts that source this file
 readonly SANDBOX_LIB_DIR=/usr/local/lib/sandbox
 readonly GATEWAY_USER=gateway
 readonly GATEWAY_LOG=/tmp/gateway.log
@@ -12,7 +14,7 @@ readonly GATEWAY_PIDFILE=/tmp/nemoclaw-gateway.pid
 readonly BOOT_MARKER=/sandbox/.sandbox-entry-booted
 readonly LAUNCH_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-# shellcheck source=agent.sh
+# shellcheck disable=SC1091 # agent.sh differs per image (tests/images/<agent>/rootfs/usr/local/lib/sandbox/)
 . "$SANDBOX_LIB_DIR/agent.sh"
 
 log() { printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${LOG_TAG:-sandbox}" "$*" >&2; }
@@ -162,6 +164,7 @@ read_pidfile() {
 # file in the gateway's shell; an unguarded launch is the legacy naked start, kept only for fault tests.
 launch_gateway() {
     local mode=$1 script problems
+    # shellcheck disable=SC2016 # these scripts run in the gateway's shell: $0, $@ and $HOME expand there
     case $mode in
     guarded)
         if ! problems=$(verify_guards); then
@@ -181,8 +184,10 @@ launch_gateway() {
     *) fail 2 "launch_gateway: unknown mode '$mode'" ;;
     esac
     prepare_log
+    local label=$mode
+    ((${#STAGED_FILES[@]} > 0)) || label="no guards in this image"
     printf '%s [gateway-launch] launching %s gateway (%s): %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-        "$AGENT" "$mode" "${GATEWAY_ARGV[*]}" >>"$GATEWAY_LOG"
+        "$AGENT" "$label" "${GATEWAY_ARGV[*]}" >>"$GATEWAY_LOG"
     # env -i: nothing from the caller's environment (docker exec env, SANDBOX_MODE, …) leaks into the gateway.
     setsid setpriv --reuid="$GATEWAY_USER" --regid="$GATEWAY_USER" --init-groups -- \
         env -i "${GATEWAY_ENV[@]}" /bin/bash -c "$script" "${ENV_FILE:-gateway-launch}" "${GATEWAY_ARGV[@]}" \

@@ -1,0 +1,71 @@
+//! Shared helpers for the host's integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use runner::backend::Backend;
+use runner::backend::local::LocalBackend;
+use runner::capabilities::{CallKind, CapContext};
+use runner::forward::ForwardRegistry;
+use runner::plugins::PluginSource;
+use runner::runtime::bindings::{Kv, Target};
+use runner::runtime::{Plugin, Runtime, RuntimeOptions};
+
+/// Where build.rs put the guest components (built-ins and test plugins).
+pub fn wasm(name: &str) -> PathBuf {
+    PathBuf::from(env!("RUNNER_WASM_PLUGIN_DIR")).join(format!("{name}.wasm"))
+}
+
+/// A runtime with a private compile cache so tests never share state.
+pub fn runtime() -> Runtime {
+    let cache = std::env::temp_dir().join(format!("runner-test-cache-{}", std::process::id()));
+    Runtime::new(RuntimeOptions {
+        cache_dir: Some(cache),
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime starts")
+}
+
+pub async fn load(runtime: &Runtime, name: &str) -> Plugin {
+    runtime
+        .load(&PluginSource::File(wasm(name)))
+        .await
+        .unwrap_or_else(|e| panic!("load {name}: {e}"))
+}
+
+pub const LOCAL: &str = "localhost";
+
+pub fn local() -> Arc<dyn Backend> {
+    Arc::new(LocalBackend::new(LOCAL))
+}
+
+/// A target with the plugin's defaults overridden by `settings`.
+pub fn target(plugin: &Plugin, sandbox: &str, settings: &[(&str, &str)]) -> Target {
+    let overrides: Vec<(String, String)> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Target {
+        sandbox: sandbox.to_string(),
+        backend: "local".into(),
+        settings: runner::settings::resolve(&plugin.info.name, &plugin.info.settings, &[&overrides]).expect("settings"),
+    }
+}
+
+pub fn caps(backend: Arc<dyn Backend>, plugin: &Plugin, sandbox: &str, kind: CallKind) -> CapContext {
+    CapContext::for_call(
+        backend,
+        sandbox,
+        plugin.name(),
+        &plugin.info.capabilities,
+        kind,
+        Some("alpha"),
+        Arc::new(ForwardRegistry::new()),
+        None,
+    )
+}
+
+pub fn evidence<'a>(kvs: &'a [Kv], key: &str) -> Option<&'a str> {
+    kvs.iter().find(|kv| kv.key == key).map(|kv| kv.value.as_str())
+}
+
+pub const SECOND: Duration = Duration::from_secs(1);

@@ -1,0 +1,232 @@
+//! The plugin's settings: one table of keys, defaults and descriptions (used
+//! by `describe`), and the typed view probes and repairs work from.
+
+use runner_plugin_sdk::{SettingSpec, Settings, setting};
+
+/// (key, default, description). Defaults follow the NemoClaw Hermes sandbox
+/// layout of the runner-test/hermes image.
+pub const SETTINGS: &[(&str, &str, &str)] = &[
+    ("port", "8642", "Hermes API server port inside the sandbox"),
+    (
+        "host-port",
+        "8642",
+        "host port of the forward to the API server (127.0.0.1:<host-port>)",
+    ),
+    (
+        "hermes-home",
+        "/sandbox/.hermes",
+        "HERMES_HOME: config.yaml, .env, gateway.pid, gateway.lock",
+    ),
+    (
+        "lock-files",
+        "gateway.pid,gateway.lock",
+        "comma-separated pid/lock files, relative to hermes-home unless absolute",
+    ),
+    (
+        "gateway-process",
+        "",
+        "extra comma-separated program names (argv[0] or kernel comm) that are the gateway; `hermes gateway run` always is",
+    ),
+    (
+        "launch",
+        "/usr/local/bin/gateway-launch",
+        "command that starts the gateway (shell-like words or a JSON array), e.g. `hermes gateway run`",
+    ),
+    (
+        "launch-user",
+        "root",
+        "user that runs `launch` (gateway-launch drops to the gateway user itself; use `gateway` for `hermes gateway run`)",
+    ),
+    (
+        "launch-env",
+        "",
+        "extra environment for `launch`, NAME=VALUE words (HERMES_HOME is always set)",
+    ),
+    (
+        "env-file",
+        "",
+        "optional env file sourced before `launch` (empty = none)",
+    ),
+    (
+        "gateway-log",
+        "/tmp/gateway.log",
+        "log the launch appends to",
+    ),
+    (
+        "health-path",
+        "/health",
+        "liveness path, requested without an Origin header (200 or 401 = alive)",
+    ),
+    (
+        "health-timeout-ms",
+        "3000",
+        "deadline of one health request",
+    ),
+    (
+        "stop-timeout-ms",
+        "8000",
+        "wait after SIGTERM before SIGKILL when retiring an old gateway",
+    ),
+    (
+        "start-grace-s",
+        "15",
+        "a gateway younger than this without a listener is still starting, not wedged",
+    ),
+    (
+        "launch-settle-ms",
+        "1000",
+        "after launching, wait this long before checking the gateway is still alive",
+    ),
+];
+
+pub fn specs() -> Vec<SettingSpec> {
+    SETTINGS
+        .iter()
+        .map(|(k, d, desc)| setting(k, d, desc))
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: u16,
+    pub host_port: u16,
+    pub lock_files: Vec<String>,
+    pub gateway_process: Vec<String>,
+    pub launch: Vec<String>,
+    pub launch_user: Option<String>,
+    pub launch_env: Vec<(String, String)>,
+    pub env_file: Option<String>,
+    pub gateway_log: String,
+    pub health_path: String,
+    pub health_timeout_ms: u32,
+    pub stop_timeout_ms: u32,
+    pub start_grace_s: u32,
+    pub launch_settle_ms: u32,
+}
+
+impl Config {
+    pub fn from_settings(s: &Settings<'_>) -> Result<Self, String> {
+        let hermes_home = s.path("hermes-home")?.to_string();
+        let lock_files = s
+            .list("lock-files")?
+            .into_iter()
+            .map(|f| {
+                if f.starts_with('/') {
+                    Ok(f)
+                } else if f.split('/').any(|c| c == "..") {
+                    Err(format!(
+                        "setting 'lock-files': '{f}' must stay inside hermes-home"
+                    ))
+                } else {
+                    Ok(format!("{}/{f}", hermes_home.trim_end_matches('/')))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut launch_env = s.env("launch-env")?;
+        if !launch_env.iter().any(|(k, _)| k == "HERMES_HOME") {
+            launch_env.insert(0, ("HERMES_HOME".into(), hermes_home.clone()));
+        }
+        let env_file = match s.get("env-file")?.trim() {
+            "" => None,
+            _ => Some(s.path("env-file")?.to_string()),
+        };
+        let launch_user = match s.get("launch-user")?.trim() {
+            "" => None,
+            u => Some(u.to_string()),
+        };
+        let health_path = s.required("health-path")?.to_string();
+        if !health_path.starts_with('/') {
+            return Err("setting 'health-path' must start with '/'".into());
+        }
+        Ok(Config {
+            port: s.port("port")?,
+            host_port: s.port("host-port")?,
+            lock_files,
+            gateway_process: s.list("gateway-process")?,
+            launch: s.argv("launch")?,
+            launch_user,
+            launch_env,
+            env_file,
+            gateway_log: s.path("gateway-log")?.to_string(),
+            health_path,
+            health_timeout_ms: s.u32("health-timeout-ms")?,
+            stop_timeout_ms: s.u32("stop-timeout-ms")?,
+            start_grace_s: s.u32("start-grace-s")?,
+            launch_settle_ms: s.u32("launch-settle-ms")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runner_plugin_sdk::{Target, kv};
+
+    fn target_with(overrides: &[(&str, &str)]) -> Target {
+        Target {
+            sandbox: "sb".into(),
+            backend: "docker".into(),
+            settings: SETTINGS
+                .iter()
+                .map(|(k, d, _)| {
+                    kv(
+                        *k,
+                        overrides
+                            .iter()
+                            .find(|(ok, _)| ok == k)
+                            .map(|(_, v)| *v)
+                            .unwrap_or(d),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_nemoclaw_hermes_layout() {
+        let t = target_with(&[]);
+        let c = Config::from_settings(&Settings::new(&t)).unwrap();
+        assert_eq!((c.port, c.host_port), (8642, 8642));
+        assert_eq!(
+            c.lock_files,
+            vec![
+                "/sandbox/.hermes/gateway.pid",
+                "/sandbox/.hermes/gateway.lock"
+            ]
+        );
+        assert_eq!(
+            c.launch_env,
+            vec![("HERMES_HOME".to_string(), "/sandbox/.hermes".to_string())]
+        );
+        assert_eq!(c.env_file, None);
+    }
+
+    #[test]
+    fn direct_launch_and_extra_lock_files_parse() {
+        let t = target_with(&[
+            ("launch", "hermes gateway run"),
+            ("launch-user", "gateway"),
+            ("lock-files", "gateway.pid,runtime/gateway.lock,/tmp/x.pid"),
+            ("launch-env", "HERMES_GATEWAY_MAX_STARTS=0"),
+        ]);
+        let c = Config::from_settings(&Settings::new(&t)).unwrap();
+        assert_eq!(c.launch, vec!["hermes", "gateway", "run"]);
+        assert_eq!(c.lock_files[1], "/sandbox/.hermes/runtime/gateway.lock");
+        assert_eq!(c.lock_files[2], "/tmp/x.pid");
+        assert_eq!(c.launch_env[0].0, "HERMES_HOME");
+        assert_eq!(
+            c.launch_env[1],
+            ("HERMES_GATEWAY_MAX_STARTS".into(), "0".into())
+        );
+    }
+
+    #[test]
+    fn lock_file_outside_home_is_rejected() {
+        let t = target_with(&[("lock-files", "../../etc/passwd")]);
+        assert!(
+            Config::from_settings(&Settings::new(&t))
+                .unwrap_err()
+                .contains("lock-files")
+        );
+    }
+}

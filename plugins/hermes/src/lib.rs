@@ -1,0 +1,226 @@
+//! Built-in `hermes` plugin: a Hermes gateway (API server) in a NemoClaw-style
+//! sandbox. `sandbox` (host) → `locks` → `gateway` → `forward`; no CORS and no
+//! dashboard chain (REFERENCE §2). See plugins/README.md.
+
+mod config;
+
+use config::Config;
+use runner_plugin_sdk::bindings::runner::plugin::types::LinkReport;
+use runner_plugin_sdk::gateway::{self, GatewaySpec, LaunchSpec, RepairPlan, StopBudget};
+use runner_plugin_sdk::process::{args, invocation, program_is};
+use runner_plugin_sdk::{
+    Plugin, PluginInfo, ProcessInfo, RepairOutcome, Sandbox, Settings, Target, forward, link,
+    locks, log,
+};
+use std::time::Duration;
+
+const LINKS: &[(&str, &str, &[&str])] = &[
+    (
+        "locks",
+        "no stale gateway.pid / gateway.lock in HERMES_HOME while no gateway runs",
+        &[],
+    ),
+    (
+        "gateway",
+        "Hermes gateway alive by identity, owns the API port's listener, /health answers 200 or 401",
+        &["locks"],
+    ),
+    (
+        "forward",
+        "host 127.0.0.1:<host-port> is forwarded to the API port by runner",
+        &["gateway"],
+    ),
+];
+
+const HEALTH_CODES: &[u16] = &[200, 401];
+
+/// `hermes gateway run|restart …` (also `python3 …/bin/hermes gateway run`),
+/// the form Hermes' own liveness rule accepts, or a configured program name.
+fn gateway_matcher(names: &[String]) -> impl Fn(&ProcessInfo) -> bool + use<> {
+    let names = names.to_vec();
+    move |p: &ProcessInfo| {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        if !refs.is_empty() && program_is(p, &refs) {
+            return true;
+        }
+        match invocation(p, &["hermes", "hermes-agent"], &["gateway"]) {
+            Some(next) => matches!(args(p).get(next), Some(&"run") | Some(&"restart")),
+            None => false,
+        }
+    }
+}
+
+fn spec<'a>(cfg: &'a Config, is_gateway: &'a dyn Fn(&ProcessInfo) -> bool) -> GatewaySpec<'a> {
+    GatewaySpec {
+        port: cfg.port,
+        health_path: &cfg.health_path,
+        ok_codes: HEALTH_CODES,
+        ready_path: None,
+        health_timeout_ms: cfg.health_timeout_ms,
+        start_grace_secs: cfg.start_grace_s.into(),
+        is_gateway,
+        log_file: None,
+        wedge_markers: &[],
+    }
+}
+
+struct Hermes;
+
+impl Plugin for Hermes {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "hermes".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            agent_kinds: vec!["hermes".into()],
+            links: LINKS
+                .iter()
+                .map(|(id, summary, deps)| link(id, summary, deps))
+                .collect(),
+            settings: config::specs(),
+            capabilities: ["files", "processes", "http", "spawn", "forward", "log"]
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+        }
+    }
+
+    fn probe(target: Target) -> Result<Vec<LinkReport>, String> {
+        let cfg = Config::from_settings(&Settings::new(&target))?;
+        let sandbox = Sandbox::new(&target.sandbox);
+        let is_gw = gateway_matcher(&cfg.gateway_process);
+        Ok(vec![
+            locks::probe("locks", &sandbox, &cfg.lock_files, &is_gw).build(),
+            gateway::probe("gateway", &sandbox, &spec(&cfg, &is_gw)).build(),
+            forward::probe("forward", &sandbox, cfg.host_port, cfg.port).build(),
+        ])
+    }
+
+    fn repair(target: Target, link: String) -> RepairOutcome {
+        let cfg = match Config::from_settings(&Settings::new(&target)) {
+            Ok(c) => c,
+            Err(e) => return RepairOutcome::Failed(e),
+        };
+        let sandbox = Sandbox::new(&target.sandbox);
+        let is_gw = gateway_matcher(&cfg.gateway_process);
+        let outcome = match link.as_str() {
+            "locks" => locks::repair(&sandbox, &cfg.lock_files, &is_gw),
+            "gateway" => {
+                let spec = spec(&cfg, &is_gw);
+                let plan = RepairPlan {
+                    spec: &spec,
+                    launch: LaunchSpec {
+                        argv: cfg.launch.clone(),
+                        user: cfg.launch_user.clone(),
+                        env: cfg.launch_env.clone(),
+                        env_file: cfg.env_file.clone(),
+                        log_file: cfg.gateway_log.clone(),
+                    },
+                    stop: StopBudget {
+                        term: Duration::from_millis(cfg.stop_timeout_ms.into()),
+                        kill: Duration::from_secs(3),
+                    },
+                    settle: Duration::from_millis(cfg.launch_settle_ms.into()),
+                };
+                gateway::repair(&sandbox, &plan)
+            }
+            "forward" => forward::repair(&sandbox, cfg.host_port, cfg.port),
+            other => RepairOutcome::Refused(format!("unknown link '{other}'")),
+        };
+        match &outcome {
+            RepairOutcome::Repaired(m) => log::info(&format!("{link}: repaired: {m}")),
+            RepairOutcome::NotNeeded(m) => log::info(&format!("{link}: not needed: {m}")),
+            RepairOutcome::Refused(m) => log::warn(&format!("{link}: refused: {m}")),
+            RepairOutcome::Failed(m) => log::error(&format!("{link}: failed: {m}")),
+        }
+        outcome
+    }
+}
+
+runner_plugin_sdk::export_plugin!(Hermes);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runner_plugin_sdk::ProcessId;
+
+    fn p(cmd: &[&str]) -> ProcessInfo {
+        ProcessInfo {
+            id: ProcessId {
+                pid: 9,
+                start_time: 1,
+            },
+            ppid: 1,
+            uid: 998,
+            state: "S".into(),
+            comm: "hermes".into(),
+            cmdline: cmd.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn describe_declares_locks_gateway_forward() {
+        let info = Hermes::describe();
+        let ids: Vec<&str> = info.links.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(ids, ["locks", "gateway", "forward"]);
+        assert_eq!(info.links[1].depends_on, ["locks"]);
+        assert_eq!(info.links[2].depends_on, ["gateway"]);
+        assert!(
+            info.settings
+                .iter()
+                .any(|s| s.key == "port" && s.default == "8642")
+        );
+        assert!(!info.capabilities.iter().any(|c| c == "exec"));
+    }
+
+    #[test]
+    fn hermes_gateway_run_is_the_gateway() {
+        let m = gateway_matcher(&[]);
+        assert!(m(&p(&[
+            "/opt/hermes/venv/bin/python3",
+            "/opt/hermes/venv/bin/hermes",
+            "gateway",
+            "run"
+        ])));
+        assert!(m(&p(&["hermes", "gateway", "run", "--replace"])));
+        assert!(!m(&p(&["hermes", "gateway", "status"])));
+        assert!(!m(&p(&["hermes", "dashboard", "--port", "9119"])));
+        assert!(!m(&p(&[
+            "/bin/sh",
+            "-c",
+            "exec \"$@\"",
+            "x",
+            "hermes",
+            "gateway",
+            "run"
+        ])));
+    }
+
+    #[test]
+    fn hermes_lock_of_the_live_gateway_is_not_stale() {
+        let gw = ProcessInfo {
+            id: ProcessId {
+                pid: 77,
+                start_time: 9000,
+            },
+            ..p(&["python3", "/opt/hermes/bin/hermes", "gateway", "run"])
+        };
+        let lock = br#"{"pid": 77, "kind": "hermes-gateway", "argv": ["/opt/hermes/bin/hermes", "gateway", "run"], "start_time": 9000}"#;
+        let m = gateway_matcher(&[]);
+        assert!(matches!(
+            locks::classify(lock, 0, std::slice::from_ref(&gw), &m),
+            locks::LockState::Live { .. }
+        ));
+        // After a SIGTERM the pid file is gone but gateway.lock stays with the old identity.
+        let reborn = ProcessInfo {
+            id: ProcessId {
+                pid: 77,
+                start_time: 9999,
+            },
+            ..gw
+        };
+        assert!(matches!(
+            locks::classify(lock, 0, &[reborn], &m),
+            locks::LockState::Stale { .. }
+        ));
+    }
+}

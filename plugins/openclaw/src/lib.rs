@@ -1,0 +1,274 @@
+//! Built-in `openclaw` plugin: the full dashboard chain of an OpenClaw
+//! gateway in a NemoClaw-style sandbox.
+//!
+//! `sandbox` (host) → `guards` → `locks` → `gateway` → `cors` / `forward` →
+//! `dashboard`. Probes never mutate; each repair fixes one link and the host
+//! re-probes to prove it. See plugins/README.md for the settings and what each
+//! repair does and refuses.
+
+mod config;
+mod cors;
+mod dashboard;
+mod guards;
+mod matcher;
+
+use config::Config;
+use runner_plugin_sdk::bindings::runner::plugin::types::LinkReport;
+use runner_plugin_sdk::gateway::{self, GatewaySpec, LaunchSpec, RepairPlan, StopBudget};
+use runner_plugin_sdk::{
+    Health, Plugin, PluginInfo, ProcessInfo, RepairOutcome, Sandbox, Settings, Target, forward,
+    link, locks, log,
+};
+use std::time::Duration;
+
+const LINKS: &[(&str, &str, &[&str])] = &[
+    (
+        guards::LINK,
+        "guard preloads staged root:root 0444 from their packaged sources; env file wires each into NODE_OPTIONS",
+        &[],
+    ),
+    (
+        "locks",
+        "no stale gateway lock in /tmp/openclaw-<uid>/ or <state-dir>/tmp/openclaw-<uid>/",
+        &[guards::LINK],
+    ),
+    (
+        "gateway",
+        "gateway process alive by identity, owns the port's listener, /health answers 200 or 401",
+        &[guards::LINK, "locks"],
+    ),
+    (
+        cors::LINK,
+        "gateway.controlUi.allowedOrigins in openclaw.json contains the dashboard origin",
+        &["gateway"],
+    ),
+    (
+        "forward",
+        "host 127.0.0.1:<host-port> is forwarded to the gateway port by runner",
+        &["gateway"],
+    ),
+    (
+        dashboard::LINK,
+        "through the forward: HTTP answers and the WebSocket connect accepts the dashboard origin",
+        &[cors::LINK, "forward"],
+    ),
+];
+
+const HEALTH_CODES: &[u16] = &[200, 401];
+
+/// What OpenClaw logs when it gave up serving but stays alive (REFERENCE
+/// §3.10; NemoClaw's wedge diagnostics grep the same lines).
+const WEDGE_MARKERS: &[&str] = &["gateway startup failed", "Process will stay alive"];
+
+struct OpenClaw;
+
+fn lock_dir_ok(name: &str) -> bool {
+    name.strip_prefix("openclaw-")
+        .is_some_and(|uid| !uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `gateway.state.lock` and `gateway.<8 hex>.lock` (never the
+/// `.lock.sqlite` coordinators: their SQLite lock is the real mutex).
+fn lock_file_ok(name: &str) -> bool {
+    if name == "gateway.state.lock" {
+        return true;
+    }
+    name.strip_prefix("gateway.")
+        .and_then(|rest| rest.strip_suffix(".lock"))
+        .is_some_and(|h| h.len() == 8 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn spec<'a>(cfg: &'a Config, is_gateway: &'a dyn Fn(&ProcessInfo) -> bool) -> GatewaySpec<'a> {
+    GatewaySpec {
+        port: cfg.port,
+        health_path: &cfg.health_path,
+        ok_codes: HEALTH_CODES,
+        ready_path: Some("/readyz"),
+        health_timeout_ms: cfg.health_timeout_ms,
+        start_grace_secs: cfg.start_grace_s.into(),
+        is_gateway,
+        log_file: Some(&cfg.gateway_log),
+        wedge_markers: WEDGE_MARKERS,
+    }
+}
+
+fn lock_paths(sandbox: &Sandbox, cfg: &Config) -> Result<Vec<String>, String> {
+    locks::discover(sandbox, &cfg.lock_parents(), &lock_dir_ok, &lock_file_ok)
+}
+
+fn config_of(target: &Target) -> Result<Config, String> {
+    Config::from_settings(&Settings::new(target))
+}
+
+impl Plugin for OpenClaw {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "openclaw".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            agent_kinds: vec!["openclaw".into()],
+            links: LINKS
+                .iter()
+                .map(|(id, summary, deps)| link(id, summary, deps))
+                .collect(),
+            settings: config::specs(),
+            capabilities: ["files", "processes", "http", "spawn", "forward", "log"]
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+        }
+    }
+
+    fn probe(target: Target) -> Result<Vec<LinkReport>, String> {
+        let cfg = config_of(&target)?;
+        let sandbox = Sandbox::new(&target.sandbox);
+        let is_gw = matcher::gateway_matcher(&cfg.gateway_process);
+
+        let guards = guards::probe(&sandbox, &cfg);
+        let locks = match lock_paths(&sandbox, &cfg) {
+            Ok(paths) => locks::probe("locks", &sandbox, &paths, &is_gw),
+            Err(e) => runner_plugin_sdk::Report::unknown(
+                "locks",
+                format!("cannot list lock directories: {e}"),
+            ),
+        };
+        let gateway = gateway::probe("gateway", &sandbox, &spec(&cfg, &is_gw));
+        let cors = cors::probe(&sandbox, &cfg);
+        let fwd = forward::probe("forward", &sandbox, cfg.host_port, cfg.port).build();
+        let fwd_down = (fwd.health != Health::Healthy).then(|| fwd.summary.clone());
+        let dash = dashboard::probe(&sandbox, &cfg, fwd_down.as_deref());
+        Ok(vec![
+            guards.build(),
+            locks.build(),
+            gateway.build(),
+            cors.build(),
+            fwd,
+            dash.build(),
+        ])
+    }
+
+    fn repair(target: Target, link: String) -> RepairOutcome {
+        let cfg = match config_of(&target) {
+            Ok(c) => c,
+            Err(e) => return RepairOutcome::Failed(e),
+        };
+        let sandbox = Sandbox::new(&target.sandbox);
+        let is_gw = matcher::gateway_matcher(&cfg.gateway_process);
+        let outcome = match link.as_str() {
+            guards::LINK => guards::repair(&sandbox, &cfg),
+            "locks" => match lock_paths(&sandbox, &cfg) {
+                Ok(paths) => locks::repair(&sandbox, &paths, &is_gw),
+                Err(e) => RepairOutcome::Failed(format!("cannot list lock directories: {e}")),
+            },
+            "gateway" => repair_gateway(&sandbox, &cfg, &is_gw),
+            cors::LINK => cors::repair(&sandbox, &cfg),
+            "forward" => forward::repair(&sandbox, cfg.host_port, cfg.port),
+            dashboard::LINK => RepairOutcome::Refused(
+                "the dashboard link has no repair of its own: it is fixed through the cors and forward links".into(),
+            ),
+            other => RepairOutcome::Refused(format!("unknown link '{other}'")),
+        };
+        match &outcome {
+            RepairOutcome::Repaired(m) => log::info(&format!("{link}: repaired: {m}")),
+            RepairOutcome::NotNeeded(m) => log::info(&format!("{link}: not needed: {m}")),
+            RepairOutcome::Refused(m) => log::warn(&format!("{link}: refused: {m}")),
+            RepairOutcome::Failed(m) => log::error(&format!("{link}: failed: {m}")),
+        }
+        outcome
+    }
+}
+
+/// Never a naked launch: the guard chain must be intact right now.
+fn repair_gateway(
+    sandbox: &Sandbox,
+    cfg: &Config,
+    is_gw: &dyn Fn(&ProcessInfo) -> bool,
+) -> RepairOutcome {
+    let guards = guards::probe(sandbox, cfg).build();
+    if guards.health != Health::Healthy {
+        return RepairOutcome::Refused(format!(
+            "the guard chain is not intact ({}); refusing to launch an unguarded gateway (NemoClaw#2701)",
+            guards.summary
+        ));
+    }
+    let spec = spec(cfg, is_gw);
+    let plan = RepairPlan {
+        spec: &spec,
+        launch: LaunchSpec {
+            argv: cfg.launch.clone(),
+            user: cfg.launch_user.clone(),
+            env: cfg.launch_env.clone(),
+            env_file: Some(cfg.env_file.clone()),
+            log_file: cfg.gateway_log.clone(),
+        },
+        stop: StopBudget {
+            term: Duration::from_millis(cfg.stop_timeout_ms.into()),
+            kill: Duration::from_secs(3),
+        },
+        settle: Duration::from_millis(cfg.launch_settle_ms.into()),
+    };
+    gateway::repair(sandbox, &plan)
+}
+
+runner_plugin_sdk::export_plugin!(OpenClaw);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_declares_the_chain_in_dependency_order() {
+        let info = OpenClaw::describe();
+        let ids: Vec<&str> = info.links.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["guards", "locks", "gateway", "cors", "forward", "dashboard"]
+        );
+        let deps = |id: &str| {
+            info.links
+                .iter()
+                .find(|l| l.id == id)
+                .unwrap()
+                .depends_on
+                .clone()
+        };
+        assert!(deps("guards").is_empty());
+        assert_eq!(deps("locks"), ["guards"]);
+        assert_eq!(deps("gateway"), ["guards", "locks"]);
+        assert_eq!(deps("cors"), ["gateway"]);
+        assert_eq!(deps("forward"), ["gateway"]);
+        assert_eq!(deps("dashboard"), ["cors", "forward"]);
+        // Every dependency is declared earlier.
+        for (i, l) in info.links.iter().enumerate() {
+            for d in &l.depends_on {
+                assert!(
+                    ids[..i].contains(&d.as_str()),
+                    "{} depends on later {d}",
+                    l.id
+                );
+            }
+        }
+        assert_eq!(
+            info.capabilities,
+            ["files", "processes", "http", "spawn", "forward", "log"]
+        );
+        assert!(
+            info.settings
+                .iter()
+                .any(|s| s.key == "port" && s.default == "18789")
+        );
+    }
+
+    #[test]
+    fn lock_names_follow_openclaw_2026_9() {
+        assert!(lock_dir_ok("openclaw-998"));
+        assert!(lock_dir_ok("openclaw-0"));
+        assert!(!lock_dir_ok("openclaw-"));
+        assert!(!lock_dir_ok("openclaw-state-locks-0"));
+        assert!(lock_file_ok("gateway.state.lock"));
+        assert!(lock_file_ok("gateway.1a2b3c4d.lock"));
+        assert!(!lock_file_ok("gateway.state.lock.sqlite"));
+        assert!(!lock_file_ok("gateway.1a2b3c4d.lock.sqlite"));
+        assert!(!lock_file_ok("gateway.xyz.lock"));
+        assert!(!lock_file_ok("device-identity.1a2b3c4d.lock.sqlite"));
+    }
+}
