@@ -16,11 +16,21 @@ const BUILTINS: &[&str] = &["openclaw", "hermes"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let repo = manifest_dir.parent().expect("host/ has a parent").to_path_buf();
+    let repo = manifest_dir
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf();
     let plugins = repo.join("plugins");
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
 
-    for watched in ["sdk", "openclaw", "hermes", "testing", "Cargo.toml", "Cargo.lock"] {
+    for watched in [
+        "sdk",
+        "openclaw",
+        "hermes",
+        "testing",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
     }
     println!("cargo:rerun-if-changed={}", repo.join("wit").display());
@@ -29,7 +39,14 @@ fn main() {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&plugins)
-        .args(["build", "--release", "--locked", "--workspace", "--target", TARGET])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--workspace",
+            "--target",
+            TARGET,
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     for var in [
@@ -45,7 +62,9 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().unwrap_or_else(|e| panic!("could not run cargo for plugins/: {e}"));
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("could not run cargo for plugins/: {e}"));
     if !status.success() {
         panic!(
             "building the plugins for {TARGET} failed (see above). If the target is missing, \
@@ -55,17 +74,28 @@ fn main() {
     }
 
     let wasm_dir = target_dir.join(TARGET).join("release");
-    let mut embedded = String::from("/// Built-in plugins: (name, component bytes).\npub static BUILTINS: &[(&str, &[u8])] = &[\n");
-    for name in BUILTINS.iter().filter(|n| wasm_dir.join(format!("{n}.wasm")).exists()) { // DEVTEMP strict later
+    let mut embedded = String::from(
+        "/// Built-in plugins: (name, component bytes).\npub static BUILTINS: &[(&str, &[u8])] = &[\n",
+    );
+    for name in BUILTINS {
         let file = wasm_dir.join(format!("{}.wasm", name.replace('-', "_")));
         if !file.exists() {
-            panic!("built-in plugin {name} was not produced at {}", file.display());
+            panic!(
+                "built-in plugin {name} was not produced at {}",
+                file.display()
+            );
         }
-        embedded.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", file.display().to_string()));
+        embedded.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            file.display().to_string()
+        ));
     }
     embedded.push_str("];\n");
     std::fs::write(out_dir.join("builtins.rs"), embedded).expect("write builtins.rs");
-    println!("cargo:rustc-env=RUNNER_WASM_PLUGIN_DIR={}", wasm_dir.display());
+    println!(
+        "cargo:rustc-env=RUNNER_WASM_PLUGIN_DIR={}",
+        wasm_dir.display()
+    );
 }
 
 /// `<outer target dir>/wasm-plugins`, shared by every profile of the outer

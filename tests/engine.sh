@@ -97,7 +97,9 @@ restore_policy_rc_d() {
 install_packages() {
     local missing=()
     [ -x "$DOCKERD" ] || missing+=(docker.io)
-    [ -x /bin/busybox ] && /bin/busybox --list-full >/dev/null 2>&1 || missing+=(busybox-static)
+    # The static build specifically: images copy it into an empty rootfs.
+    dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' ||
+        missing+=(busybox-static)
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "$(id -u)" -eq 0 ] || die "need root to install ${missing[*]}"
     command -v apt-get >/dev/null || die "${missing[*]} missing and no apt-get; install them by hand"
@@ -179,6 +181,7 @@ cmd_ensure() {
     while [ $((SECONDS - t0)) -lt "$START_TIMEOUT" ]; do
         if ping_engine; then
             say "ready on unix://$SOCK after $((SECONDS - t0))s"
+            [ "$SOCK" = /var/run/docker.sock ] || say "use it with: export DOCKER_HOST=unix://$SOCK"
             echo "engine: started"
             return 0
         fi

@@ -59,7 +59,12 @@ impl AuditLog {
             .path
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|_| OpenOptions::new().create(true).append(true).open(&self.path))
+            .and_then(|_| {
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+            })
             .and_then(|mut f| f.write_all(&bytes));
         if let Err(e) = written {
             tracing::error!(path = %self.path.display(), error = %e, "could not write the audit log");
@@ -105,7 +110,10 @@ mod tests {
     fn rfc3339_formats_known_instants() {
         assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
-        assert_eq!(format_rfc3339(1_795_436_123, 999), "2026-11-23T12:15:23.999Z");
+        assert_eq!(
+            format_rfc3339(1_795_436_123, 999),
+            "2026-11-23T12:15:23.999Z"
+        );
     }
 
     #[test]
@@ -123,7 +131,10 @@ mod tests {
             });
         }
         let text = std::fs::read_to_string(log.path()).unwrap();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["action"], "spawn.detached");
         assert_eq!(lines[0]["link"], "gateway");

@@ -6,13 +6,23 @@ use std::path::PathBuf;
 /// `$RUNNER_STATE_DIR`, else `$XDG_STATE_HOME/runner`, else
 /// `~/.local/state/runner`, else `/var/lib/runner`.
 pub fn state_dir() -> PathBuf {
-    dir_from("RUNNER_STATE_DIR", "XDG_STATE_HOME", ".local/state", "/var/lib/runner")
+    dir_from(
+        "RUNNER_STATE_DIR",
+        "XDG_STATE_HOME",
+        ".local/state",
+        "/var/lib/runner",
+    )
 }
 
 /// `$RUNNER_CACHE_DIR`, else `$XDG_CACHE_HOME/runner`, else
 /// `~/.cache/runner`, else `/var/cache/runner`.
 pub fn cache_dir() -> PathBuf {
-    dir_from("RUNNER_CACHE_DIR", "XDG_CACHE_HOME", ".cache", "/var/cache/runner")
+    dir_from(
+        "RUNNER_CACHE_DIR",
+        "XDG_CACHE_HOME",
+        ".cache",
+        "/var/cache/runner",
+    )
 }
 
 fn dir_from(own: &str, xdg: &str, home_rel: &str, fallback: &str) -> PathBuf {

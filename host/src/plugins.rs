@@ -53,7 +53,9 @@ impl PluginSource {
                 .expect("built-in names come from BUILTINS")),
             PluginSource::File(path) => match std::fs::read(path) {
                 Ok(bytes) => Ok(std::borrow::Cow::Owned(bytes)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(LoadError::NotFound(path.clone())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(LoadError::NotFound(path.clone()))
+                }
                 Err(e) => Err(LoadError::Unreadable {
                     path: path.clone(),
                     cause: e.to_string(),

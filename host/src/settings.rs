@@ -12,7 +12,11 @@ pub enum SettingsError {
     #[error("--set '{0}' is not of the form key=value")]
     Malformed(String),
     #[error("unknown setting '{key}' for plugin {plugin}; known settings: {known}")]
-    Unknown { key: String, plugin: String, known: String },
+    Unknown {
+        key: String,
+        plugin: String,
+        known: String,
+    },
 }
 
 /// Parse `key=value` assignments. Keys are non-empty and have no spaces;
@@ -20,7 +24,9 @@ pub enum SettingsError {
 pub fn parse_assignments(raw: &[String]) -> Result<Vec<(String, String)>, SettingsError> {
     raw.iter()
         .map(|item| {
-            let (key, value) = item.split_once('=').ok_or_else(|| SettingsError::Malformed(item.clone()))?;
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| SettingsError::Malformed(item.clone()))?;
             let key = key.trim();
             if key.is_empty() || key.chars().any(char::is_whitespace) {
                 return Err(SettingsError::Malformed(item.clone()));
@@ -36,14 +42,21 @@ pub fn from_labels(declared: &[SettingSpec], labels: &[(String, String)]) -> Vec
         .iter()
         .filter_map(|(k, v)| {
             let key = k.strip_prefix(LABEL_PREFIX)?;
-            declared.iter().any(|s| s.key == key).then(|| (key.to_string(), v.clone()))
+            declared
+                .iter()
+                .any(|s| s.key == key)
+                .then(|| (key.to_string(), v.clone()))
         })
         .collect()
 }
 
 /// Resolve every declared key, later layers winning. Keys that the plugin
 /// does not declare are an error (a typo must not be silently ignored).
-pub fn resolve(plugin: &str, declared: &[SettingSpec], layers: &[&[(String, String)]]) -> Result<Vec<Kv>, SettingsError> {
+pub fn resolve(
+    plugin: &str,
+    declared: &[SettingSpec],
+    layers: &[&[(String, String)]],
+) -> Result<Vec<Kv>, SettingsError> {
     let mut values: Vec<Kv> = declared
         .iter()
         .map(|s| Kv {
@@ -59,7 +72,11 @@ pub fn resolve(plugin: &str, declared: &[SettingSpec], layers: &[&[(String, Stri
                     return Err(SettingsError::Unknown {
                         key: key.clone(),
                         plugin: plugin.to_string(),
-                        known: declared.iter().map(|s| s.key.as_str()).collect::<Vec<_>>().join(", "),
+                        known: declared
+                            .iter()
+                            .map(|s| s.key.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     });
                 }
             }
@@ -81,22 +98,45 @@ mod tests {
     }
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn assignments_need_a_key_and_keep_equals_in_values() {
-        let parsed = parse_assignments(&["port=1".into(), "argv=a=b".into(), "empty=".into()]).unwrap();
-        assert_eq!(parsed, pairs(&[("port", "1"), ("argv", "a=b"), ("empty", "")]));
-        assert!(matches!(parse_assignments(&["port".into()]), Err(SettingsError::Malformed(_))));
-        assert!(matches!(parse_assignments(&["=1".into()]), Err(SettingsError::Malformed(_))));
-        assert!(matches!(parse_assignments(&["a b=1".into()]), Err(SettingsError::Malformed(_))));
+        let parsed =
+            parse_assignments(&["port=1".into(), "argv=a=b".into(), "empty=".into()]).unwrap();
+        assert_eq!(
+            parsed,
+            pairs(&[("port", "1"), ("argv", "a=b"), ("empty", "")])
+        );
+        assert!(matches!(
+            parse_assignments(&["port".into()]),
+            Err(SettingsError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_assignments(&["=1".into()]),
+            Err(SettingsError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_assignments(&["a b=1".into()]),
+            Err(SettingsError::Malformed(_))
+        ));
     }
 
     #[test]
     fn cli_beats_labels_beats_defaults() {
         let declared = [spec("port", "18789"), spec("user", "gateway")];
-        let labels = from_labels(&declared, &pairs(&[("runner.port", "18790"), ("runner.plugin", "openclaw"), ("other", "x")]));
+        let labels = from_labels(
+            &declared,
+            &pairs(&[
+                ("runner.port", "18790"),
+                ("runner.plugin", "openclaw"),
+                ("other", "x"),
+            ]),
+        );
         assert_eq!(labels, pairs(&[("port", "18790")]));
         let cli = pairs(&[("user", "root")]);
         let resolved = resolve("p", &declared, &[&labels, &cli]).unwrap();

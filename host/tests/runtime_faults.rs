@@ -12,7 +12,11 @@ use runner::runtime::errors::{LoadError, PluginFault};
 use runner::runtime::{LoadFailure, Runtime};
 use support::*;
 
-async fn probe_with(runtime: &Runtime, behaviour: &str, deadline: Duration) -> Result<Result<Vec<runner::runtime::bindings::LinkReport>, String>, PluginFault> {
+async fn probe_with(
+    runtime: &Runtime,
+    behaviour: &str,
+    deadline: Duration,
+) -> Result<Result<Vec<runner::runtime::bindings::LinkReport>, String>, PluginFault> {
     let plugin = load(runtime, "testkit").await;
     let target = target(&plugin, LOCAL, &[("behaviour", behaviour)]);
     let caps = caps(local(), &plugin, LOCAL, CallKind::Probe);
@@ -37,10 +41,15 @@ async fn infinite_loop_is_a_deadline_fault_within_the_deadline() {
     let target = target(&plugin, LOCAL, &[("behaviour", "loop")]);
     let caps = caps(local(), &plugin, LOCAL, CallKind::Probe);
     let started = Instant::now();
-    let result = runtime.probe(&plugin, target, caps, Duration::from_millis(300)).await.0;
+    let result = runtime
+        .probe(&plugin, target, caps, Duration::from_millis(300))
+        .await
+        .0;
     let elapsed = started.elapsed();
     match result {
-        Err(PluginFault::Deadline { function, limit_ms, .. }) => {
+        Err(PluginFault::Deadline {
+            function, limit_ms, ..
+        }) => {
             assert_eq!(function, "probe");
             assert_eq!(limit_ms, 300);
         }
@@ -88,7 +97,10 @@ fn panic_message_reaches_the_fault_and_the_log() {
         .with_ansi(false)
         .finish();
     let result = tracing::subscriber::with_default(subscriber, || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let runtime = runtime();
             probe_with(&runtime, "panic", Duration::from_secs(5)).await
@@ -116,7 +128,10 @@ async fn a_trapped_plugin_does_not_affect_the_next_call() {
         probe_with(&runtime, "membomb", Duration::from_secs(20)).await,
         Err(PluginFault::MemoryLimit { .. })
     ));
-    let reports = probe_with(&runtime, "ok", Duration::from_secs(5)).await.unwrap().unwrap();
+    let reports = probe_with(&runtime, "ok", Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(reports.len(), 2);
     assert!(reports.iter().all(|r| r.health == Health::Healthy));
 }
@@ -128,22 +143,39 @@ async fn unknown_wit_major_is_refused_before_instantiation_naming_both_versions(
         .load(&runner::plugins::PluginSource::File(wasm("future_wit")))
         .await
         .unwrap_err();
-    let LoadFailure::Load(LoadError::UnsupportedWit { found, supported, .. }) = &err else {
+    let LoadFailure::Load(LoadError::UnsupportedWit {
+        found, supported, ..
+    }) = &err
+    else {
         panic!("expected UnsupportedWit, got {err:?}");
     };
     assert_eq!(found, "9.0.0");
     assert_eq!(supported, "0.1.x");
     let message = err.to_string();
-    assert!(message.contains("runner:plugin@9.0.0") && message.contains("runner:plugin@0.1.x"), "{message}");
+    assert!(
+        message.contains("runner:plugin@9.0.0") && message.contains("runner:plugin@0.1.x"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn exec_in_another_sandbox_is_denied() {
     let runtime = runtime();
-    let reports = probe_with(&runtime, "escape-exec", Duration::from_secs(5)).await.unwrap().unwrap();
+    let reports = probe_with(&runtime, "escape-exec", Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
     let alpha = reports.iter().find(|r| r.id == "alpha").unwrap();
-    assert_eq!(evidence(&alpha.evidence, "error"), Some("denied"), "{alpha:?}");
-    assert!(evidence(&alpha.evidence, "message").unwrap().contains("bound to sandbox 'localhost'"));
+    assert_eq!(
+        evidence(&alpha.evidence, "error"),
+        Some("denied"),
+        "{alpha:?}"
+    );
+    assert!(
+        evidence(&alpha.evidence, "message")
+            .unwrap()
+            .contains("bound to sandbox 'localhost'")
+    );
 }
 
 #[tokio::test]
@@ -152,12 +184,18 @@ async fn exec_in_another_sandbox_is_denied_in_repair_too() {
     let plugin = load(&runtime, "testkit").await;
     let target = target(&plugin, LOCAL, &[("behaviour", "escape-exec")]);
     let caps = caps(local(), &plugin, LOCAL, CallKind::Repair);
-    let (outcome, caps) = runtime.repair(&plugin, target, "alpha", caps, Duration::from_secs(5)).await;
+    let (outcome, caps) = runtime
+        .repair(&plugin, target, "alpha", caps, Duration::from_secs(5))
+        .await;
     match outcome.unwrap() {
         RepairOutcome::Failed(m) => assert!(m.starts_with("denied"), "{m}"),
         other => panic!("expected a denied exec, got {other:?}"),
     }
-    assert!(caps.mutations.is_empty(), "a denied call is not a mutation: {:?}", caps.mutations);
+    assert!(
+        caps.mutations.is_empty(),
+        "a denied call is not a mutation: {:?}",
+        caps.mutations
+    );
 }
 
 #[tokio::test]
@@ -170,14 +208,26 @@ async fn writing_through_a_symlink_is_denied_and_nothing_changes() {
 
     let runtime = runtime();
     let plugin = load(&runtime, "testkit").await;
-    let target = target(&plugin, LOCAL, &[("behaviour", "symlink-write"), ("path", escaped.to_str().unwrap())]);
+    let target = target(
+        &plugin,
+        LOCAL,
+        &[
+            ("behaviour", "symlink-write"),
+            ("path", escaped.to_str().unwrap()),
+        ],
+    );
     let caps = caps(local(), &plugin, LOCAL, CallKind::Repair);
-    let (outcome, _) = runtime.repair(&plugin, target, "alpha", caps, Duration::from_secs(5)).await;
+    let (outcome, _) = runtime
+        .repair(&plugin, target, "alpha", caps, Duration::from_secs(5))
+        .await;
     match outcome.unwrap() {
         RepairOutcome::Failed(m) => assert!(m.starts_with("denied"), "{m}"),
         other => panic!("expected the write to be denied, got {other:?}"),
     }
-    assert!(!outside.join("escaped").exists(), "the write escaped through the symlink");
+    assert!(
+        !outside.join("escaped").exists(),
+        "the write escaped through the symlink"
+    );
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -188,13 +238,29 @@ async fn probe_may_not_mutate_even_a_plain_file() {
     let runtime = runtime();
     let reports = {
         let plugin = load(&runtime, "testkit").await;
-        let target = target(&plugin, LOCAL, &[("behaviour", "symlink-write"), ("path", path.to_str().unwrap())]);
+        let target = target(
+            &plugin,
+            LOCAL,
+            &[
+                ("behaviour", "symlink-write"),
+                ("path", path.to_str().unwrap()),
+            ],
+        );
         let caps = caps(local(), &plugin, LOCAL, CallKind::Probe);
-        runtime.probe(&plugin, target, caps, Duration::from_secs(5)).await.0.unwrap().unwrap()
+        runtime
+            .probe(&plugin, target, caps, Duration::from_secs(5))
+            .await
+            .0
+            .unwrap()
+            .unwrap()
     };
     let alpha = reports.iter().find(|r| r.id == "alpha").unwrap();
     assert_eq!(evidence(&alpha.evidence, "error"), Some("denied"));
-    assert!(evidence(&alpha.evidence, "message").unwrap().contains("only repair may"));
+    assert!(
+        evidence(&alpha.evidence, "message")
+            .unwrap()
+            .contains("only repair may")
+    );
     assert!(!path.exists());
 }
 
@@ -212,8 +278,14 @@ async fn a_core_module_is_refused_as_not_a_component() {
     let path = std::env::temp_dir().join(format!("runner-core-{}.wasm", std::process::id()));
     // The smallest valid core module: magic and version 1.
     std::fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
-    let err = runtime().load(&runner::plugins::PluginSource::File(path.clone())).await.unwrap_err();
-    assert!(matches!(err, LoadFailure::Load(LoadError::CoreModule(_))), "{err:?}");
+    let err = runtime()
+        .load(&runner::plugins::PluginSource::File(path.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LoadFailure::Load(LoadError::CoreModule(_))),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("wasm32-wasip2"));
     std::fs::remove_file(path).unwrap();
 }
@@ -229,9 +301,17 @@ async fn second_load_comes_from_the_compile_cache() {
     load(&first, "testkit").await;
     let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
     assert_eq!(entries.len(), 1, "one compiled entry is stored");
-    let name = entries[0].as_ref().unwrap().file_name().into_string().unwrap();
+    let name = entries[0]
+        .as_ref()
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap();
     let second = Runtime::new(options).unwrap();
     let plugin = load(&second, "testkit").await;
-    assert!(name.starts_with(&plugin.sha256), "entry {name} is keyed by the component hash");
+    assert!(
+        name.starts_with(&plugin.sha256),
+        "entry {name} is keyed by the component hash"
+    );
     std::fs::remove_dir_all(cache).unwrap();
 }

@@ -54,17 +54,26 @@ hash=$(
 tag="runner-test/$name:$hash"
 latest="runner-test/$name:latest"
 
-"$DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1 ||
-    die "no Docker engine reachable via $DOCKER; run \`tests/engine.sh ensure\`"
+exists() { "$DOCKER" image inspect --format '{{.Id}}' "$@" 2>/dev/null; }
 
-exists() { "$DOCKER" image inspect --format '{{.Id}}' "$1" 2>/dev/null; }
-
-if id=$(exists "$tag"); then
-    [ "$(exists "$latest" || true)" = "$id" ] || "$DOCKER" tag "$tag" "$latest"
+cached() {
     echo "images: $name: cached $tag ($(since "$t0"))" >&2
     echo "$tag"
     exit 0
+}
+
+# Fast path, one engine call: both tags exist and are the same image.
+if ids=$(exists "$tag" "$latest") && [ "$ids" = "${ids%%$'\n'*}"$'\n'"${ids%%$'\n'*}" ]; then
+    cached
 fi
+# The tag exists but :latest is missing or points elsewhere (another checkout built it).
+if exists "$tag" >/dev/null; then
+    "$DOCKER" tag "$tag" "$latest"
+    cached
+fi
+
+"$DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1 ||
+    die "no Docker engine reachable via $DOCKER; run \`tests/engine.sh ensure\`"
 
 lock=/tmp/runner-images-$name.lock
 exec 9>>"$lock"

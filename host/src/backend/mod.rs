@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 mod bounded;
 pub mod docker;
 pub mod local;
-mod procfs;
+pub(crate) mod procfs;
 
 /// A command to run inside a sandbox and wait for.
 #[derive(Debug, Clone, Default)]
@@ -124,7 +124,9 @@ pub enum SandboxState {
     Paused,
     Restarting,
     /// Stopped; `exit_code` of the last run.
-    Exited { exit_code: i64 },
+    Exited {
+        exit_code: i64,
+    },
     /// Created but never started, being removed, dead, ...
     Other(String),
 }
@@ -185,12 +187,21 @@ pub trait Backend: Send + Sync {
     async fn start(&self, sandbox: &str) -> Result<(), BackendError>;
 
     async fn exec(&self, sandbox: &str, spec: ExecSpec) -> Result<ExecResult, BackendError>;
-    async fn spawn_detached(&self, sandbox: &str, spec: SpawnSpec) -> Result<ProcessId, BackendError>;
+    async fn spawn_detached(
+        &self,
+        sandbox: &str,
+        spec: SpawnSpec,
+    ) -> Result<ProcessId, BackendError>;
 
     /// `lstat` inside the sandbox root; `None` when absent.
     async fn stat(&self, sandbox: &str, path: &str) -> Result<Option<FileStat>, BackendError>;
     /// Reads at most `max` bytes; a symlink as last component is `Denied`.
-    async fn read_file(&self, sandbox: &str, path: &str, max: usize) -> Result<FileContent, BackendError>;
+    async fn read_file(
+        &self,
+        sandbox: &str,
+        path: &str,
+        max: usize,
+    ) -> Result<FileContent, BackendError>;
     /// Atomic replace; any symlink on the path is `Denied`.
     async fn write_file(&self, sandbox: &str, spec: WriteSpec) -> Result<(), BackendError>;
     /// Compare-and-delete of a regular file; see the WIT `files.remove-if`.
@@ -200,12 +211,22 @@ pub trait Backend: Send + Sync {
         path: &str,
         if_content: Option<Vec<u8>>,
     ) -> Result<bool, BackendError>;
-    async fn list_dir(&self, sandbox: &str, path: &str, max: usize) -> Result<Option<Vec<String>>, BackendError>;
+    async fn list_dir(
+        &self,
+        sandbox: &str,
+        path: &str,
+        max: usize,
+    ) -> Result<Option<Vec<String>>, BackendError>;
 
     async fn processes(&self, sandbox: &str) -> Result<Vec<ProcessInfo>, BackendError>;
     async fn listeners(&self, sandbox: &str) -> Result<Vec<Listener>, BackendError>;
     /// Signal `id` only if its start time still matches; `Ok(false)` if gone.
-    async fn signal(&self, sandbox: &str, id: ProcessId, signal: Signal) -> Result<bool, BackendError>;
+    async fn signal(
+        &self,
+        sandbox: &str,
+        id: ProcessId,
+        signal: Signal,
+    ) -> Result<bool, BackendError>;
 
     /// A TCP connection to `127.0.0.1:port` inside the sandbox's network
     /// namespace (netns connect on a local engine as root, else an exec relay).

@@ -9,7 +9,9 @@ use super::{Access, CallKind, Capability, clamp_bytes, clamp_ms};
 impl Host for PluginState {
     async fn run(&mut self, sandbox: String, req: ExecRequest) -> Result<ExecOutput, ExecError> {
         let caps = &self.caps;
-        let backend = caps.admit(Capability::Exec, &sandbox, Access::Read).map_err(ExecError::Denied)?;
+        let backend = caps
+            .admit(Capability::Exec, &sandbox, Access::Read)
+            .map_err(ExecError::Denied)?;
         if req.argv.is_empty() {
             return Err(ExecError::Failed("argv is empty".into()));
         }
@@ -19,10 +21,22 @@ impl Host for PluginState {
             env: req.env.into_iter().map(|kv| (kv.key, kv.value)).collect(),
             stdin: req.stdin,
             workdir: req.workdir,
-            timeout: clamp_ms(req.timeout_ms, caps.limits.exec_default_timeout, caps.limits.exec_max_timeout),
-            max_output: clamp_bytes(req.max_output, caps.limits.output_default, caps.limits.output_max),
+            timeout: clamp_ms(
+                req.timeout_ms,
+                caps.limits.exec_default_timeout,
+                caps.limits.exec_max_timeout,
+            ),
+            max_output: clamp_bytes(
+                req.max_output,
+                caps.limits.output_default,
+                caps.limits.output_max,
+            ),
         };
-        let summary = format!("{:?} as {}", spec.argv, spec.user.as_deref().unwrap_or("default user"));
+        let summary = format!(
+            "{:?} as {}",
+            spec.argv,
+            spec.user.as_deref().unwrap_or("default user")
+        );
         let result = backend.exec(&sandbox, spec).await;
         // An exec during repair may change anything; audit it as a mutation.
         if self.caps.kind == CallKind::Repair {
@@ -32,13 +46,14 @@ impl Host for PluginState {
             };
             self.caps.record(Capability::Exec, "run", summary, outcome);
         }
-        result.map(|out| ExecOutput {
-            exit_code: out.exit_code,
-            stdout: out.stdout,
-            stderr: out.stderr,
-            truncated: out.truncated,
-        })
-        .map_err(exec_error)
+        result
+            .map(|out| ExecOutput {
+                exit_code: out.exit_code,
+                stdout: out.stdout,
+                stderr: out.stderr,
+                truncated: out.truncated,
+            })
+            .map_err(exec_error)
     }
 }
 

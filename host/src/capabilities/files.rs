@@ -1,7 +1,9 @@
 //! `files.*`: stat, capped read, atomic write, compare-and-delete, list.
 
 use crate::backend::{FileKind as BFileKind, WriteSpec};
-use crate::runtime::bindings::runner::plugin::files::{FileContent, FileKind, FileStat, Host, WriteRequest};
+use crate::runtime::bindings::runner::plugin::files::{
+    FileContent, FileKind, FileStat, Host, WriteRequest,
+};
 use crate::runtime::bindings::runner::plugin::types::CapError;
 use crate::runtime::state::PluginState;
 
@@ -17,7 +19,10 @@ fn absolute(path: &str) -> Result<(), CapError> {
 
 impl Host for PluginState {
     async fn stat(&mut self, sandbox: String, path: String) -> Result<Option<FileStat>, CapError> {
-        let backend = self.caps.admit(Capability::Files, &sandbox, Access::Read).map_err(CapError::Denied)?;
+        let backend = self
+            .caps
+            .admit(Capability::Files, &sandbox, Access::Read)
+            .map_err(CapError::Denied)?;
         absolute(&path)?;
         let stat = backend.stat(&sandbox, &path).await.map_err(cap_error)?;
         Ok(stat.map(|s| FileStat {
@@ -35,11 +40,26 @@ impl Host for PluginState {
         }))
     }
 
-    async fn read(&mut self, sandbox: String, path: String, max_bytes: u32) -> Result<FileContent, CapError> {
-        let backend = self.caps.admit(Capability::Files, &sandbox, Access::Read).map_err(CapError::Denied)?;
+    async fn read(
+        &mut self,
+        sandbox: String,
+        path: String,
+        max_bytes: u32,
+    ) -> Result<FileContent, CapError> {
+        let backend = self
+            .caps
+            .admit(Capability::Files, &sandbox, Access::Read)
+            .map_err(CapError::Denied)?;
         absolute(&path)?;
-        let max = clamp_bytes(max_bytes, self.caps.limits.read_default, self.caps.limits.read_max);
-        let content = backend.read_file(&sandbox, &path, max).await.map_err(cap_error)?;
+        let max = clamp_bytes(
+            max_bytes,
+            self.caps.limits.read_default,
+            self.caps.limits.read_max,
+        );
+        let content = backend
+            .read_file(&sandbox, &path, max)
+            .await
+            .map_err(cap_error)?;
         Ok(FileContent {
             data: content.data,
             truncated: content.truncated,
@@ -47,10 +67,16 @@ impl Host for PluginState {
     }
 
     async fn write(&mut self, sandbox: String, req: WriteRequest) -> Result<(), CapError> {
-        let backend = self.caps.admit(Capability::Files, &sandbox, Access::Mutate).map_err(CapError::Denied)?;
+        let backend = self
+            .caps
+            .admit(Capability::Files, &sandbox, Access::Mutate)
+            .map_err(CapError::Denied)?;
         absolute(&req.path)?;
         if req.mode > 0o7777 {
-            return Err(CapError::Denied(format!("mode {:o} is not a permission mode", req.mode)));
+            return Err(CapError::Denied(format!(
+                "mode {:o} is not a permission mode",
+                req.mode
+            )));
         }
         let detail = format!(
             "{} ({} bytes, mode {:o}, owner {}:{})",
@@ -76,12 +102,21 @@ impl Host for PluginState {
             Ok(()) => "ok".to_string(),
             Err(e) => format!("error: {e}"),
         };
-        self.caps.record(Capability::Files, "write", detail, outcome);
+        self.caps
+            .record(Capability::Files, "write", detail, outcome);
         result.map_err(cap_error)
     }
 
-    async fn remove_if(&mut self, sandbox: String, path: String, if_content: Option<Vec<u8>>) -> Result<bool, CapError> {
-        let backend = self.caps.admit(Capability::Files, &sandbox, Access::Mutate).map_err(CapError::Denied)?;
+    async fn remove_if(
+        &mut self,
+        sandbox: String,
+        path: String,
+        if_content: Option<Vec<u8>>,
+    ) -> Result<bool, CapError> {
+        let backend = self
+            .caps
+            .admit(Capability::Files, &sandbox, Access::Mutate)
+            .map_err(CapError::Denied)?;
         absolute(&path)?;
         let detail = match &if_content {
             Some(c) => format!("{path} (if content is the {} bytes read)", c.len()),
@@ -95,15 +130,27 @@ impl Host for PluginState {
         };
         // Only an actual removal changed the sandbox.
         if !matches!(result, Ok(false)) {
-            self.caps.record(Capability::Files, "remove-if", detail, outcome);
+            self.caps
+                .record(Capability::Files, "remove-if", detail, outcome);
         }
         result.map_err(cap_error)
     }
 
-    async fn list_dir(&mut self, sandbox: String, path: String, max_entries: u32) -> Result<Option<Vec<String>>, CapError> {
-        let backend = self.caps.admit(Capability::Files, &sandbox, Access::Read).map_err(CapError::Denied)?;
+    async fn list_dir(
+        &mut self,
+        sandbox: String,
+        path: String,
+        max_entries: u32,
+    ) -> Result<Option<Vec<String>>, CapError> {
+        let backend = self
+            .caps
+            .admit(Capability::Files, &sandbox, Access::Read)
+            .map_err(CapError::Denied)?;
         absolute(&path)?;
         let max = clamp_bytes(max_entries, self.caps.limits.list_default, 65_536);
-        backend.list_dir(&sandbox, &path, max).await.map_err(cap_error)
+        backend
+            .list_dir(&sandbox, &path, max)
+            .await
+            .map_err(cap_error)
     }
 }

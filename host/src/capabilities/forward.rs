@@ -3,8 +3,12 @@
 
 use std::net::IpAddr;
 
-use crate::forward::{ForwardSpec as HostSpec, ForwardState as HostState, ForwardStatus as HostStatus};
-use crate::runtime::bindings::runner::plugin::forward::{ForwardSpec, ForwardState, ForwardStatus, Host};
+use crate::forward::{
+    ForwardSpec as HostSpec, ForwardState as HostState, ForwardStatus as HostStatus,
+};
+use crate::runtime::bindings::runner::plugin::forward::{
+    ForwardSpec, ForwardState, ForwardStatus, Host,
+};
 use crate::runtime::bindings::runner::plugin::types::{CapError, Kv};
 use crate::runtime::state::PluginState;
 
@@ -37,35 +41,71 @@ fn to_wit(status: HostStatus, spec: ForwardSpec) -> ForwardStatus {
         },
         spec,
         pid: status.pid,
-        evidence: status.evidence.into_iter().map(|(key, value)| Kv { key, value }).collect(),
+        evidence: status
+            .evidence
+            .into_iter()
+            .map(|(key, value)| Kv { key, value })
+            .collect(),
     }
 }
 
 impl Host for PluginState {
-    async fn status(&mut self, sandbox: String, spec: ForwardSpec) -> Result<ForwardStatus, CapError> {
-        self.caps.admit(Capability::Forward, &sandbox, Access::Read).map_err(CapError::Denied)?;
+    async fn status(
+        &mut self,
+        sandbox: String,
+        spec: ForwardSpec,
+    ) -> Result<ForwardStatus, CapError> {
+        self.caps
+            .admit(Capability::Forward, &sandbox, Access::Read)
+            .map_err(CapError::Denied)?;
         let host = host_spec(&spec)?;
-        let registry = self.caps.forwards.clone().ok_or_else(|| CapError::Unavailable("no forward registry".into()))?;
+        let registry = self
+            .caps
+            .forwards
+            .clone()
+            .ok_or_else(|| CapError::Unavailable("no forward registry".into()))?;
         Ok(to_wit(registry.status(&sandbox, &host).await, spec))
     }
 
-    async fn ensure(&mut self, sandbox: String, spec: ForwardSpec) -> Result<ForwardStatus, CapError> {
-        let backend = self.caps.admit(Capability::Forward, &sandbox, Access::Mutate).map_err(CapError::Denied)?;
+    async fn ensure(
+        &mut self,
+        sandbox: String,
+        spec: ForwardSpec,
+    ) -> Result<ForwardStatus, CapError> {
+        let backend = self
+            .caps
+            .admit(Capability::Forward, &sandbox, Access::Mutate)
+            .map_err(CapError::Denied)?;
         let host = host_spec(&spec)?;
-        let registry = self.caps.forwards.clone().ok_or_else(|| CapError::Unavailable("no forward registry".into()))?;
+        let registry = self
+            .caps
+            .forwards
+            .clone()
+            .ok_or_else(|| CapError::Unavailable("no forward registry".into()))?;
         let before = registry.status(&sandbox, &host).await.state;
         let result = registry.ensure(backend, &sandbox, &host).await;
         match &result {
             Ok(status) if status.state == HostState::Owned && before != HostState::Owned => {
-                let detail = format!("{}:{} -> sandbox :{}", host.bind, host.host_port, host.sandbox_port);
-                self.caps.record(Capability::Forward, "ensure", detail, format!("started (was {before:?})"));
+                let detail = format!(
+                    "{}:{} -> sandbox :{}",
+                    host.bind, host.host_port, host.sandbox_port
+                );
+                self.caps.record(
+                    Capability::Forward,
+                    "ensure",
+                    detail,
+                    format!("started (was {before:?})"),
+                );
             }
             Err(e) => {
                 let detail = format!("{}:{}", host.bind, host.host_port);
-                self.caps.record(Capability::Forward, "ensure", detail, format!("error: {e}"));
+                self.caps
+                    .record(Capability::Forward, "ensure", detail, format!("error: {e}"));
             }
             _ => {}
         }
-        result.map(|s| to_wit(s, spec)).map_err(CapError::Failed)
+        result
+            .map(|s| to_wit(s, spec))
+            .map_err(|e| CapError::Failed(e.to_string()))
     }
 }

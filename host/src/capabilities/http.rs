@@ -9,7 +9,9 @@ use tokio::net::TcpStream;
 use crate::backend::{Backend, Stream};
 use crate::forward::ForwardRegistry;
 use crate::net::{self, HttpRequest, NetError, WsRequest};
-use crate::runtime::bindings::runner::plugin::http::{Host, Request, Response, Route, WsRequest as WitWsRequest, WsStep, WsTranscript};
+use crate::runtime::bindings::runner::plugin::http::{
+    Host, Request, Response, Route, WsRequest as WitWsRequest, WsStep, WsTranscript,
+};
 use crate::runtime::bindings::runner::plugin::types::{CapError, Kv};
 use crate::runtime::state::PluginState;
 
@@ -27,11 +29,15 @@ async fn open(
     {
         match *route {
             Route::SandboxLoopback(port) => {
-                let stream = backend.connect_loopback(sandbox, port, timeout).await.map_err(cap_error)?;
+                let stream = backend
+                    .connect_loopback(sandbox, port, timeout)
+                    .await
+                    .map_err(cap_error)?;
                 Ok((stream, format!("127.0.0.1:{port}")))
             }
             Route::HostForward(port) => {
-                let forwards = forwards.ok_or_else(|| CapError::Unavailable("no forward registry".into()))?;
+                let forwards =
+                    forwards.ok_or_else(|| CapError::Unavailable("no forward registry".into()))?;
                 let addr = forwards.forwards_to(sandbox, port).ok_or_else(|| {
                     CapError::Denied(format!("host port {port} is not a forward of sandbox {sandbox} owned by this runner"))
                 })?;
@@ -59,16 +65,27 @@ fn pairs(kvs: Vec<Kv>) -> Vec<(String, String)> {
 
 impl Host for PluginState {
     async fn send(&mut self, sandbox: String, req: Request) -> Result<Response, CapError> {
-        let backend = self.caps.admit(Capability::Http, &sandbox, Access::Read).map_err(CapError::Denied)?;
+        let backend = self
+            .caps
+            .admit(Capability::Http, &sandbox, Access::Read)
+            .map_err(CapError::Denied)?;
         if !req.path.starts_with('/') {
-            return Err(CapError::Denied(format!("path '{}' must start with /", req.path)));
+            return Err(CapError::Denied(format!(
+                "path '{}' must start with /",
+                req.path
+            )));
         }
         let limits = self.caps.limits;
-        let timeout = clamp_ms(req.timeout_ms, limits.http_default_timeout, limits.http_max_timeout);
+        let timeout = clamp_ms(
+            req.timeout_ms,
+            limits.http_default_timeout,
+            limits.http_max_timeout,
+        );
         let max_body = clamp_bytes(req.max_body, limits.output_default, limits.output_max);
         let forwards = self.caps.forwards.clone();
         let work = async {
-            let (stream, host) = open(backend.as_ref(), forwards, &sandbox, &req.route, timeout).await?;
+            let (stream, host) =
+                open(backend.as_ref(), forwards, &sandbox, &req.route, timeout).await?;
             let request = HttpRequest {
                 method: req.method,
                 path: req.path,
@@ -77,29 +94,50 @@ impl Host for PluginState {
                 body: req.body,
                 max_body,
             };
-            net::http::send(stream, &request, timeout).await.map_err(net_error)
+            net::http::send(stream, &request, timeout)
+                .await
+                .map_err(net_error)
         };
-        let response = tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| CapError::Timeout(format!("http request exceeded {} ms", timeout.as_millis())))??;
+        let response = tokio::time::timeout(timeout, work).await.map_err(|_| {
+            CapError::Timeout(format!("http request exceeded {} ms", timeout.as_millis()))
+        })??;
         Ok(Response {
             status: response.status,
-            headers: response.headers.into_iter().map(|(key, value)| Kv { key, value }).collect(),
+            headers: response
+                .headers
+                .into_iter()
+                .map(|(key, value)| Kv { key, value })
+                .collect(),
             body: response.body,
             truncated: response.truncated,
         })
     }
 
-    async fn websocket(&mut self, sandbox: String, req: WitWsRequest) -> Result<WsTranscript, CapError> {
-        let backend = self.caps.admit(Capability::Http, &sandbox, Access::Read).map_err(CapError::Denied)?;
+    async fn websocket(
+        &mut self,
+        sandbox: String,
+        req: WitWsRequest,
+    ) -> Result<WsTranscript, CapError> {
+        let backend = self
+            .caps
+            .admit(Capability::Http, &sandbox, Access::Read)
+            .map_err(CapError::Denied)?;
         if !req.path.starts_with('/') {
-            return Err(CapError::Denied(format!("path '{}' must start with /", req.path)));
+            return Err(CapError::Denied(format!(
+                "path '{}' must start with /",
+                req.path
+            )));
         }
         let limits = self.caps.limits;
-        let timeout = clamp_ms(req.timeout_ms, limits.http_default_timeout, limits.http_max_timeout);
+        let timeout = clamp_ms(
+            req.timeout_ms,
+            limits.http_default_timeout,
+            limits.http_max_timeout,
+        );
         let forwards = self.caps.forwards.clone();
         let work = async {
-            let (stream, host) = open(backend.as_ref(), forwards, &sandbox, &req.route, timeout).await?;
+            let (stream, host) =
+                open(backend.as_ref(), forwards, &sandbox, &req.route, timeout).await?;
             let request = WsRequest {
                 path: req.path,
                 host,
@@ -113,11 +151,13 @@ impl Host for PluginState {
                     })
                     .collect(),
             };
-            net::ws::converse(stream, &request, timeout).await.map_err(net_error)
+            net::ws::converse(stream, &request, timeout)
+                .await
+                .map_err(net_error)
         };
-        let t = tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| CapError::Timeout(format!("websocket exceeded {} ms", timeout.as_millis())))??;
+        let t = tokio::time::timeout(timeout, work).await.map_err(|_| {
+            CapError::Timeout(format!("websocket exceeded {} ms", timeout.as_millis()))
+        })??;
         Ok(WsTranscript {
             upgrade_status: t.upgrade_status,
             received: t.received,

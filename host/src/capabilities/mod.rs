@@ -163,7 +163,10 @@ impl CapContext {
         forwards: Arc<ForwardRegistry>,
         audit: Option<Arc<AuditLog>>,
     ) -> Self {
-        let mut granted: HashSet<Capability> = declared.iter().filter_map(|c| Capability::parse(c)).collect();
+        let mut granted: HashSet<Capability> = declared
+            .iter()
+            .filter_map(|c| Capability::parse(c))
+            .collect();
         granted.insert(Capability::Log);
         Self {
             backend: Some(backend),
@@ -180,7 +183,12 @@ impl CapContext {
     }
 
     /// May this call go ahead? Returns the backend to use.
-    pub fn admit(&self, cap: Capability, sandbox: &str, access: Access) -> Result<Arc<dyn Backend>, String> {
+    pub fn admit(
+        &self,
+        cap: Capability,
+        sandbox: &str,
+        access: Access,
+    ) -> Result<Arc<dyn Backend>, String> {
         if sandbox != self.sandbox || self.sandbox.is_empty() {
             return Err(format!(
                 "plugin {} is bound to sandbox '{}' and may not reach '{sandbox}'",
@@ -211,7 +219,13 @@ impl CapContext {
     }
 
     /// Remember a mutation and append it to the audit log.
-    pub fn record(&mut self, cap: Capability, action: impl Into<String>, detail: impl Into<String>, result: impl Into<String>) {
+    pub fn record(
+        &mut self,
+        cap: Capability,
+        action: impl Into<String>,
+        detail: impl Into<String>,
+        result: impl Into<String>,
+    ) {
         let mutation = Mutation {
             capability: cap.name(),
             action: action.into(),
@@ -242,6 +256,9 @@ impl CapContext {
     }
 }
 
+// The shared types interface has no functions, only the trait to satisfy.
+impl crate::runtime::bindings::runner::plugin::types::Host for crate::runtime::state::PluginState {}
+
 /// Map a backend failure onto the common WIT error.
 pub(crate) fn cap_error(e: BackendError) -> CapError {
     match e {
@@ -252,7 +269,9 @@ pub(crate) fn cap_error(e: BackendError) -> CapError {
         | BackendError::SandboxMissing(_)
         | BackendError::NotRunning { .. }
         | BackendError::EngineUnreachable { .. }) => CapError::Unavailable(other.to_string()),
-        other @ (BackendError::NoSuchBinary(_) | BackendError::NoSuchUser(_)) => CapError::Failed(other.to_string()),
+        other @ (BackendError::NoSuchBinary(_) | BackendError::NoSuchUser(_)) => {
+            CapError::Failed(other.to_string())
+        }
     }
 }
 
@@ -268,7 +287,11 @@ pub(crate) fn clamp_ms(requested_ms: u32, default: Duration, max: Duration) -> D
 
 /// Clamp a plugin-requested byte count the same way.
 pub(crate) fn clamp_bytes(requested: u32, default: usize, max: usize) -> usize {
-    if requested == 0 { default } else { (requested as usize).min(max) }
+    if requested == 0 {
+        default
+    } else {
+        (requested as usize).min(max)
+    }
 }
 
 #[cfg(test)]
@@ -294,6 +317,3 @@ mod tests {
         assert_eq!(Capability::parse("network"), None);
     }
 }
-
-// The shared types interface has no functions, only the trait to satisfy.
-impl crate::runtime::bindings::runner::plugin::types::Host for crate::runtime::state::PluginState {}

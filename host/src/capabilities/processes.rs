@@ -17,7 +17,10 @@ fn to_wit(id: BProcessId) -> ProcessId {
 
 impl Host for PluginState {
     async fn all(&mut self, sandbox: String) -> Result<Vec<ProcessInfo>, CapError> {
-        let backend = self.caps.admit(Capability::Processes, &sandbox, Access::Read).map_err(CapError::Denied)?;
+        let backend = self
+            .caps
+            .admit(Capability::Processes, &sandbox, Access::Read)
+            .map_err(CapError::Denied)?;
         let list = backend.processes(&sandbox).await.map_err(cap_error)?;
         Ok(list
             .into_iter()
@@ -33,7 +36,10 @@ impl Host for PluginState {
     }
 
     async fn listeners(&mut self, sandbox: String) -> Result<Vec<Listener>, CapError> {
-        let backend = self.caps.admit(Capability::Processes, &sandbox, Access::Read).map_err(CapError::Denied)?;
+        let backend = self
+            .caps
+            .admit(Capability::Processes, &sandbox, Access::Read)
+            .map_err(CapError::Denied)?;
         let list = backend.listeners(&sandbox).await.map_err(cap_error)?;
         Ok(list
             .into_iter()
@@ -45,8 +51,16 @@ impl Host for PluginState {
             .collect())
     }
 
-    async fn send_signal(&mut self, sandbox: String, id: ProcessId, sig: Signal) -> Result<bool, CapError> {
-        let backend = self.caps.admit(Capability::Processes, &sandbox, Access::Mutate).map_err(CapError::Denied)?;
+    async fn send_signal(
+        &mut self,
+        sandbox: String,
+        id: ProcessId,
+        sig: Signal,
+    ) -> Result<bool, CapError> {
+        let backend = self
+            .caps
+            .admit(Capability::Processes, &sandbox, Access::Mutate)
+            .map_err(CapError::Denied)?;
         let signal = match sig {
             Signal::Term => BSignal::Term,
             Signal::Kill => BSignal::Kill,

@@ -10,7 +10,11 @@ use super::exec::exec_error;
 use super::{Access, Capability};
 
 impl Host for PluginState {
-    async fn detached(&mut self, sandbox: String, req: SpawnRequest) -> Result<ProcessId, ExecError> {
+    async fn detached(
+        &mut self,
+        sandbox: String,
+        req: SpawnRequest,
+    ) -> Result<ProcessId, ExecError> {
         let backend = self
             .caps
             .admit(Capability::Spawn, &sandbox, Access::Mutate)
@@ -19,7 +23,10 @@ impl Host for PluginState {
             return Err(ExecError::Failed("argv is empty".into()));
         }
         if !req.log_file.starts_with('/') {
-            return Err(ExecError::Failed(format!("log file '{}' must be an absolute path", req.log_file)));
+            return Err(ExecError::Failed(format!(
+                "log file '{}' must be an absolute path",
+                req.log_file
+            )));
         }
         let detail = format!(
             "{:?} as {} -> {}",
@@ -39,7 +46,8 @@ impl Host for PluginState {
             Ok(id) => format!("pid {} start {}", id.pid, id.start_time),
             Err(e) => format!("error: {e}"),
         };
-        self.caps.record(Capability::Spawn, "detached", detail, outcome);
+        self.caps
+            .record(Capability::Spawn, "detached", detail, outcome);
         result
             .map(|id| ProcessId {
                 pid: id.pid,

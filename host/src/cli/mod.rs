@@ -1,7 +1,9 @@
 //! The command line (DESIGN §8). Parsing and output live here; everything
 //! else is library code.
 
+mod demo_cmd;
 pub mod exit;
+mod forward_cmd;
 mod plugin_cmd;
 mod progress;
 mod run_cmd;
@@ -12,7 +14,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "runner", version, about = "Probe every link of an AI-agent sandbox, repair only what is broken, prove the result")]
+#[command(
+    name = "runner",
+    version,
+    about = "Probe every link of an AI-agent sandbox, repair only what is broken, prove the result"
+)]
 pub struct Cli {
     /// Log filter (tracing env-filter syntax), e.g. `info`, `runner=debug`.
     #[arg(long, global = true, env = "RUNNER_LOG", default_value = "warn")]
@@ -30,6 +36,21 @@ pub enum Command {
     /// Inspect plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Break a fixture sandbox like a restart does, then status, recover, status.
+    Demo(DemoArgs),
+    /// Host port forwards started by runner: list, stop.
+    #[command(subcommand)]
+    Forward(forward_cmd::ForwardCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The fixture image (built by `tests/images/build.sh fixture`).
+    #[arg(long, default_value = "runner-test/fixture:latest")]
+    pub image: String,
+    /// Keep the demo sandbox afterwards.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,7 +106,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         Some(i) => text.split_at(i),
         None => (text, "s"),
     };
-    let value: f64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 60s, 2m or 500ms"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like 60s, 2m or 500ms"))?;
     let secs = match unit {
         "ms" => value / 1000.0,
         "s" => value,
@@ -103,8 +126,12 @@ pub async fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Recover(args) => run_cmd::run(args, true).await,
         Command::Status(args) => run_cmd::run(args, false).await,
+        Command::Demo(args) => demo_cmd::run(args).await,
+        Command::Forward(cmd) => forward_cmd::run(cmd).await,
         Command::Plugin(PluginCommand::List { json }) => plugin_cmd::list(json).await,
-        Command::Plugin(PluginCommand::Inspect { plugin, json }) => plugin_cmd::inspect(&plugin, json).await,
+        Command::Plugin(PluginCommand::Inspect { plugin, json }) => {
+            plugin_cmd::inspect(&plugin, json).await
+        }
     }
 }
 

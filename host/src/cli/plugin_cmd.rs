@@ -23,7 +23,12 @@ pub fn fail(code: u8, message: &str) -> ExitCode {
 }
 
 pub fn new_runtime() -> Result<Runtime, ExitCode> {
-    Runtime::new(RuntimeOptions::default()).map_err(|e| fail(exit::PLUGIN_FAULT, &format!("cannot start the plugin runtime: {e:#}")))
+    Runtime::new(RuntimeOptions::default()).map_err(|e| {
+        fail(
+            exit::PLUGIN_FAULT,
+            &format!("cannot start the plugin runtime: {e:#}"),
+        )
+    })
 }
 
 pub async fn list(json: bool) -> ExitCode {
@@ -66,7 +71,10 @@ pub async fn inspect(spec: &str, json: bool) -> ExitCode {
         Err(code) => return code,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&plugin_json(&plugin)).expect("json"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plugin_json(&plugin)).expect("json")
+        );
         return ExitCode::from(exit::HEALTHY);
     }
     let info = &plugin.info;
@@ -91,7 +99,12 @@ pub async fn inspect(spec: &str, json: bool) -> ExitCode {
     println!("settings:");
     let width = info.settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
     for s in &info.settings {
-        println!("  {:<width$}  = {:<28} {}", s.key, format!("{:?}", s.default), s.description);
+        println!(
+            "  {:<width$}  = {:<28} {}",
+            s.key,
+            format!("{:?}", s.default),
+            s.description
+        );
     }
     ExitCode::from(exit::HEALTHY)
 }

@@ -24,12 +24,12 @@ impl Spinner {
                 for frame in FRAMES.iter().cycle() {
                     std::thread::sleep(Duration::from_millis(100));
                     let guard = shared.lock().unwrap();
-                    match &*guard {
-                        Some((text, since)) => {
-                            eprint!("\r\x1b[2K{frame} {text} ({:.1}s)", since.elapsed().as_secs_f64());
-                            let _ = std::io::stderr().flush();
-                        }
-                        None => {}
+                    if let Some((text, since)) = &*guard {
+                        eprint!(
+                            "\r\x1b[2K{frame} {text} ({:.1}s)",
+                            since.elapsed().as_secs_f64()
+                        );
+                        let _ = std::io::stderr().flush();
                     }
                 }
             });

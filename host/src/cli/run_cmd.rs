@@ -22,7 +22,12 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
         (true, false) => Mode::Recover,
         (true, true) => Mode::DryRun,
         (false, false) => Mode::Status,
-        (false, true) => return fail(exit::USAGE, "--dry-run applies to recover only; status never mutates"),
+        (false, true) => {
+            return fail(
+                exit::USAGE,
+                "--dry-run applies to recover only; status never mutates",
+            );
+        }
     };
     // Everything that can be a usage error is checked before any I/O on the
     // sandbox, so exit 2 always means "nothing was touched".
@@ -63,7 +68,9 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
     let engine = Engine {
         runtime: &runtime,
         backend,
-        forwards: Arc::new(ForwardRegistry::new()),
+        // A one-shot command: forwards it starts are detached processes that
+        // outlive it, so the next status/recover finds them owned.
+        forwards: Arc::new(ForwardRegistry::detached()),
         audit: Some(Arc::new(AuditLog::new(AuditLog::default_path()))),
         progress: &spinner,
     };

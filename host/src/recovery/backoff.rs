@@ -13,7 +13,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(first: Duration, factor: f64, cap: Duration) -> Self {
-        Self { next: first, factor, cap }
+        Self {
+            next: first,
+            factor,
+            cap,
+        }
     }
 
     /// The verification default: 50 ms, ×1.5, capped at 1 s.
@@ -40,9 +44,14 @@ mod tests {
     fn delays_grow_to_the_cap_and_respect_the_deadline() {
         let mut b = Backoff::new(Duration::from_millis(100), 2.0, Duration::from_millis(500));
         let big = Duration::from_secs(60);
-        let seq: Vec<u128> = (0..5).map(|_| b.next_delay(big).unwrap().as_millis()).collect();
+        let seq: Vec<u128> = (0..5)
+            .map(|_| b.next_delay(big).unwrap().as_millis())
+            .collect();
         assert_eq!(seq, vec![100, 200, 400, 500, 500]);
-        assert_eq!(b.next_delay(Duration::from_millis(30)), Some(Duration::from_millis(30)));
+        assert_eq!(
+            b.next_delay(Duration::from_millis(30)),
+            Some(Duration::from_millis(30))
+        );
         assert_eq!(b.next_delay(Duration::ZERO), None);
     }
 }

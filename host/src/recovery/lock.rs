@@ -28,7 +28,13 @@ impl SandboxLock {
         let dir = crate::paths::state_dir().join("locks");
         let safe: String = sandbox
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let path = dir.join(format!("{backend}-{safe}.lock"));
         let io = |e: std::io::Error| LockError::Io {

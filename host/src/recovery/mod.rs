@@ -111,7 +111,12 @@ impl Engine<'_> {
                 report.links.push(entry);
                 labels
             }
-            SandboxCheck::Stop { entry, outcome, message, plan } => {
+            SandboxCheck::Stop {
+                entry,
+                outcome,
+                message,
+                plan,
+            } => {
                 report.failing_layer = (outcome != Outcome::Healthy).then(|| entry.id.clone());
                 report.links.push(entry);
                 report.outcome = outcome;
@@ -124,7 +129,11 @@ impl Engine<'_> {
         // Settings are resolved only now (labels come from the sandbox), but
         // still before anything of the plugin's runs.
         let from_labels = settings::from_labels(&req.plugin.info.settings, &labels);
-        let resolved = settings::resolve(&req.plugin.info.name, &req.plugin.info.settings, &[&from_labels, req.cli_settings])?;
+        let resolved = settings::resolve(
+            &req.plugin.info.name,
+            &req.plugin.info.settings,
+            &[&from_labels, req.cli_settings],
+        )?;
         let target = Target {
             sandbox: req.sandbox.to_string(),
             backend: self.backend.kind().to_string(),
@@ -133,7 +142,10 @@ impl Engine<'_> {
 
         // 2. First probe.
         self.progress.phase("probing");
-        let first = match self.probe(req.plugin, &target, deadline, &mut mutations).await {
+        let first = match self
+            .probe(req.plugin, &target, deadline, &mut mutations)
+            .await
+        {
             Ok(Ok(reports)) => reports,
             Ok(Err(message)) => {
                 report.links.extend(unknown_links(req.plugin, &message));
@@ -144,7 +156,10 @@ impl Engine<'_> {
             Err(fault) => return Ok(self.fault(report, mutations, started, fault)),
         };
         let mut ledger = Ledger {
-            before: first.iter().map(|r| (r.id.clone(), State::from(r.health))).collect(),
+            before: first
+                .iter()
+                .map(|r| (r.id.clone(), State::from(r.health)))
+                .collect(),
             action: HashMap::new(),
             ms: HashMap::new(),
         };
@@ -158,7 +173,11 @@ impl Engine<'_> {
             }
             Mode::DryRun => {
                 let (planned, stop) = plan::dry_run_plan(&req.plugin.info.links, &current);
-                report.outcome = if planned.is_empty() && stop.is_none() { Outcome::Healthy } else { verdict(req.plugin, &current).0 };
+                report.outcome = if planned.is_empty() && stop.is_none() {
+                    Outcome::Healthy
+                } else {
+                    verdict(req.plugin, &current).0
+                };
                 if let Some(stop) = stop {
                     let (layer, message) = describe_stop(&stop);
                     report.failing_layer = Some(layer);
@@ -167,16 +186,31 @@ impl Engine<'_> {
                 report.plan = Some(planned);
             }
             Mode::Recover => {
-                match self.recover(&req, &target, deadline, &mut current, &mut ledger, &mut mutations, &mut report).await {
+                match self
+                    .recover(
+                        &req,
+                        &target,
+                        deadline,
+                        &mut current,
+                        &mut ledger,
+                        &mut mutations,
+                        &mut report,
+                    )
+                    .await
+                {
                     Ok(()) => {}
                     Err(fault) => {
-                        report.links.extend(link_entries(req.plugin, &current, &ledger));
+                        report
+                            .links
+                            .extend(link_entries(req.plugin, &current, &ledger));
                         return Ok(self.fault(report, mutations, started, fault));
                     }
                 }
             }
         }
-        report.links.extend(link_entries(req.plugin, &current, &ledger));
+        report
+            .links
+            .extend(link_entries(req.plugin, &current, &ledger));
         Ok(self.finish(report, mutations, started))
     }
 
@@ -193,19 +227,45 @@ impl Engine<'_> {
         report: &mut Report,
     ) -> Result<(), PluginFault> {
         let mut attempted = HashSet::new();
-        // Each link is repaired at most once, so the loop is bounded by the
-        // number of links; the extra pass sees the final state.
-        for _ in 0..=req.plugin.info.links.len() {
+        let mut settled = HashSet::new();
+        // Each link is repaired at most once and waited for at most once, so
+        // the loop is bounded by twice the number of links; the extra pass
+        // sees the final state.
+        for _ in 0..=2 * req.plugin.info.links.len() {
             let step = plan::next_step(&req.plugin.info.links, current, &attempted);
+            // A link that says "unknown, still starting — retry after N s"
+            // (a gateway PID 1 just respawned) is waited for, bounded by the
+            // deadline, instead of ending the run as unknown.
+            if let Step::Unknown { link } = &step
+                && is_settling(current, link)
+                && settled.insert(link.clone())
+            {
+                self.progress
+                    .phase(&format!("waiting for {link} to settle"));
+                *current = self
+                    .wait_until(req.plugin, target, link, deadline, mutations, |h| {
+                        h != Health::Unknown
+                    })
+                    .await?;
+                continue;
+            }
             let link = match step {
                 Step::Done => {
-                    report.outcome = if mutations.is_empty() { Outcome::Healthy } else { Outcome::Recovered };
+                    report.outcome = if mutations.is_empty() {
+                        Outcome::Healthy
+                    } else {
+                        Outcome::Recovered
+                    };
                     return Ok(());
                 }
                 Step::Repair(link) => link,
                 stop => {
                     let (layer, message) = describe_stop(&stop);
-                    report.outcome = if matches!(stop, Step::Unknown { .. }) { Outcome::Unknown } else { Outcome::Broken };
+                    report.outcome = if matches!(stop, Step::Unknown { .. }) {
+                        Outcome::Unknown
+                    } else {
+                        Outcome::Broken
+                    };
                     report.failing_layer = Some(layer);
                     report.message = Some(message);
                     mark_skipped(req.plugin, current, ledger, report.failing_layer.as_deref());
@@ -215,7 +275,10 @@ impl Engine<'_> {
             if Instant::now() >= deadline {
                 report.outcome = Outcome::Broken;
                 report.failing_layer = Some(link.clone());
-                report.message = Some(format!("overall deadline of {} s passed before repairing {link}", req.timeout.as_secs()));
+                report.message = Some(format!(
+                    "overall deadline of {} s passed before repairing {link}",
+                    req.timeout.as_secs()
+                ));
                 return Ok(());
             }
             attempted.insert(link.clone());
@@ -223,24 +286,40 @@ impl Engine<'_> {
             self.progress.phase(&format!("repairing {link}"));
             let caps = self.caps(req.plugin, &target.sandbox, CallKind::Repair, Some(&link));
             let budget = remaining(deadline).min(REPAIR_DEADLINE);
-            let (outcome, caps) = self.runtime.repair(req.plugin, target.clone(), &link, caps, budget).await;
+            let (outcome, caps) = self
+                .runtime
+                .repair(req.plugin, target.clone(), &link, caps, budget)
+                .await;
             mutations.extend(caps.mutations);
             let outcome = outcome?;
-            let stop_with = |action: Action, message: String, ledger: &mut Ledger, report: &mut Report| {
-                ledger.action.insert(link.clone(), action);
-                ledger.ms.insert(link.clone(), link_started.elapsed().as_millis() as u64);
-                report.outcome = Outcome::Broken;
-                report.failing_layer = Some(link.clone());
-                report.message = Some(message);
-            };
+            let stop_with =
+                |action: Action, message: String, ledger: &mut Ledger, report: &mut Report| {
+                    ledger.action.insert(link.clone(), action);
+                    ledger
+                        .ms
+                        .insert(link.clone(), link_started.elapsed().as_millis() as u64);
+                    report.outcome = Outcome::Broken;
+                    report.failing_layer = Some(link.clone());
+                    report.message = Some(message);
+                };
             match outcome {
                 RepairOutcome::Refused(why) => {
-                    stop_with(Action::Refused, format!("{link}: repair refused: {why}"), ledger, report);
+                    stop_with(
+                        Action::Refused,
+                        format!("{link}: repair refused: {why}"),
+                        ledger,
+                        report,
+                    );
                     mark_skipped(req.plugin, current, ledger, Some(&link));
                     return Ok(());
                 }
                 RepairOutcome::Failed(why) => {
-                    stop_with(Action::Failed, format!("{link}: repair failed: {why}"), ledger, report);
+                    stop_with(
+                        Action::Failed,
+                        format!("{link}: repair failed: {why}"),
+                        ledger,
+                        report,
+                    );
                     mark_skipped(req.plugin, current, ledger, Some(&link));
                     return Ok(());
                 }
@@ -248,26 +327,44 @@ impl Engine<'_> {
             }
             // Prove it: poll until this link is healthy or time runs out.
             self.progress.phase(&format!("verifying {link}"));
-            *current = self.verify(req.plugin, target, &link, deadline, mutations).await?;
+            *current = self
+                .wait_until(req.plugin, target, &link, deadline, mutations, |h| {
+                    h == Health::Healthy
+                })
+                .await?;
             let healthy = health_of(current, &link) == Health::Healthy;
-            ledger.action.insert(link.clone(), if healthy { Action::Repaired } else { Action::Failed });
-            ledger.ms.insert(link.clone(), link_started.elapsed().as_millis() as u64);
+            ledger.action.insert(
+                link.clone(),
+                if healthy {
+                    Action::Repaired
+                } else {
+                    Action::Failed
+                },
+            );
+            ledger
+                .ms
+                .insert(link.clone(), link_started.elapsed().as_millis() as u64);
         }
         let (outcome, layer) = verdict(req.plugin, current);
-        report.outcome = if outcome == Outcome::Healthy && !mutations.is_empty() { Outcome::Recovered } else { outcome };
+        report.outcome = if outcome == Outcome::Healthy && !mutations.is_empty() {
+            Outcome::Recovered
+        } else {
+            outcome
+        };
         report.failing_layer = layer;
         Ok(())
     }
 
-    /// Re-probe with backoff until `link` is healthy or the deadline passes;
-    /// returns the last probe.
-    async fn verify(
+    /// Re-probe with backoff until `link`'s health satisfies `done` or the
+    /// deadline passes; returns the last probe.
+    async fn wait_until(
         &self,
         plugin: &Plugin,
         target: &Target,
         link: &str,
         deadline: Instant,
         mutations: &mut Vec<Mutation>,
+        done: impl Fn(Health) -> bool,
     ) -> Result<Vec<LinkReport>, PluginFault> {
         let mut backoff = Backoff::verify();
         loop {
@@ -275,7 +372,7 @@ impl Engine<'_> {
                 Ok(r) => r,
                 Err(message) => unknown_reports(plugin, &message),
             };
-            if health_of(&reports, link) == Health::Healthy {
+            if done(health_of(&reports, link)) {
                 return Ok(reports);
             }
             match backoff.next_delay(remaining(deadline)) {
@@ -294,14 +391,23 @@ impl Engine<'_> {
     ) -> Result<Result<Vec<LinkReport>, String>, PluginFault> {
         let caps = self.caps(plugin, &target.sandbox, CallKind::Probe, None);
         let budget = remaining(deadline).clamp(Duration::from_millis(500), PROBE_DEADLINE);
-        let (result, caps) = self.runtime.probe(plugin, target.clone(), caps, budget).await;
+        let (result, caps) = self
+            .runtime
+            .probe(plugin, target.clone(), caps, budget)
+            .await;
         // Probes cannot mutate (the host denies it); keep anything recorded
         // anyway so the report would show a violation.
         mutations.extend(caps.mutations);
         result
     }
 
-    fn caps(&self, plugin: &Plugin, sandbox: &str, kind: CallKind, link: Option<&str>) -> CapContext {
+    fn caps(
+        &self,
+        plugin: &Plugin,
+        sandbox: &str,
+        kind: CallKind,
+        link: Option<&str>,
+    ) -> CapContext {
         CapContext::for_call(
             self.backend.clone(),
             sandbox,
@@ -314,7 +420,13 @@ impl Engine<'_> {
         )
     }
 
-    fn fault(&self, mut report: Report, mutations: Vec<Mutation>, started: Instant, fault: PluginFault) -> Report {
+    fn fault(
+        &self,
+        mut report: Report,
+        mutations: Vec<Mutation>,
+        started: Instant,
+        fault: PluginFault,
+    ) -> Report {
         report.outcome = Outcome::PluginFault;
         report.message = Some(fault.to_string());
         self.finish(report, mutations, started)
@@ -332,8 +444,21 @@ fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
 
+/// Evidence key by which a plugin says "unknown only because it is still
+/// starting; ask again in N seconds".
+pub const RETRY_AFTER: &str = "retry-after-s";
+
+fn is_settling(reports: &[LinkReport], link: &str) -> bool {
+    reports.iter().find(|r| r.id == link).is_some_and(|r| {
+        r.health == Health::Unknown && r.evidence.iter().any(|kv| kv.key == RETRY_AFTER)
+    })
+}
+
 fn health_of(reports: &[LinkReport], link: &str) -> Health {
-    reports.iter().find(|r| r.id == link).map_or(Health::Unknown, |r| r.health)
+    reports
+        .iter()
+        .find(|r| r.id == link)
+        .map_or(Health::Unknown, |r| r.health)
 }
 
 /// Outcome of a probe without repairs: the first broken link in chain order
@@ -368,7 +493,12 @@ fn describe_stop(step: &Step) -> (String, String) {
 }
 
 /// Broken links after the failing layer were not attempted.
-fn mark_skipped(plugin: &Plugin, reports: &[LinkReport], ledger: &mut Ledger, failing: Option<&str>) {
+fn mark_skipped(
+    plugin: &Plugin,
+    reports: &[LinkReport],
+    ledger: &mut Ledger,
+    failing: Option<&str>,
+) {
     let mut after = false;
     for link in &plugin.info.links {
         if Some(link.id.as_str()) == failing {
@@ -376,7 +506,10 @@ fn mark_skipped(plugin: &Plugin, reports: &[LinkReport], ledger: &mut Ledger, fa
             continue;
         }
         if after && health_of(reports, &link.id) != Health::Healthy {
-            ledger.action.entry(link.id.clone()).or_insert(Action::Skipped);
+            ledger
+                .action
+                .entry(link.id.clone())
+                .or_insert(Action::Skipped);
         }
     }
 }
@@ -391,13 +524,22 @@ fn link_entries(plugin: &Plugin, reports: &[LinkReport], ledger: &Ledger) -> Vec
             let after = report.map_or(State::Unknown, |r| State::from(r.health));
             LinkEntry {
                 id: spec.id.clone(),
-                before: ledger.before.get(&spec.id).copied().unwrap_or(State::Unknown),
+                before: ledger
+                    .before
+                    .get(&spec.id)
+                    .copied()
+                    .unwrap_or(State::Unknown),
                 action: ledger.action.get(&spec.id).copied().unwrap_or(Action::None),
                 after,
                 summary: report.map_or_else(|| "not probed".into(), |r| r.summary.clone()),
                 evidence: evidence_map(
                     report
-                        .map(|r| r.evidence.iter().map(|Kv { key, value }| (key.clone(), value.clone())).collect::<Vec<_>>())
+                        .map(|r| {
+                            r.evidence
+                                .iter()
+                                .map(|Kv { key, value }| (key.clone(), value.clone()))
+                                .collect::<Vec<_>>()
+                        })
                         .unwrap_or_default(),
                 ),
                 ms: ledger.ms.get(&spec.id).copied().unwrap_or(0),

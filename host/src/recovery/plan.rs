@@ -32,7 +32,11 @@ pub fn next_step(links: &[LinkSpec], reports: &[LinkReport], attempted: &HashSet
     for link in links {
         match health(&link.id) {
             Health::Healthy => continue,
-            Health::Unknown => return Step::Unknown { link: link.id.clone() },
+            Health::Unknown => {
+                return Step::Unknown {
+                    link: link.id.clone(),
+                };
+            }
             Health::Broken => {}
         }
         // Declared order puts dependencies first, so any unhealthy
@@ -93,14 +97,19 @@ mod tests {
     use super::*;
 
     fn chain() -> Vec<LinkSpec> {
-        [("guards", vec![]), ("locks", vec!["guards"]), ("gateway", vec!["guards", "locks"]), ("forward", vec!["gateway"])]
-            .into_iter()
-            .map(|(id, deps)| LinkSpec {
-                id: id.into(),
-                summary: String::new(),
-                depends_on: deps.into_iter().map(String::from).collect(),
-            })
-            .collect()
+        [
+            ("guards", vec![]),
+            ("locks", vec!["guards"]),
+            ("gateway", vec!["guards", "locks"]),
+            ("forward", vec!["gateway"]),
+        ]
+        .into_iter()
+        .map(|(id, deps)| LinkSpec {
+            id: id.into(),
+            summary: String::new(),
+            depends_on: deps.into_iter().map(String::from).collect(),
+        })
+        .collect()
     }
 
     fn reports(states: &[(&str, Health, bool)]) -> Vec<LinkReport> {
@@ -120,25 +129,53 @@ mod tests {
 
     #[test]
     fn healthy_chain_needs_nothing() {
-        let r = reports(&[("guards", Healthy, false), ("locks", Healthy, false), ("gateway", Healthy, false), ("forward", Healthy, false)]);
+        let r = reports(&[
+            ("guards", Healthy, false),
+            ("locks", Healthy, false),
+            ("gateway", Healthy, false),
+            ("forward", Healthy, false),
+        ]);
         assert_eq!(next_step(&chain(), &r, &HashSet::new()), Step::Done);
     }
 
     #[test]
     fn first_broken_link_in_dependency_order_is_repaired_first() {
-        let r = reports(&[("guards", Broken, true), ("locks", Healthy, false), ("gateway", Broken, true), ("forward", Broken, true)]);
-        assert_eq!(next_step(&chain(), &r, &HashSet::new()), Step::Repair("guards".into()));
+        let r = reports(&[
+            ("guards", Broken, true),
+            ("locks", Healthy, false),
+            ("gateway", Broken, true),
+            ("forward", Broken, true),
+        ]);
+        assert_eq!(
+            next_step(&chain(), &r, &HashSet::new()),
+            Step::Repair("guards".into())
+        );
     }
 
     #[test]
     fn unknown_link_stops_before_anything_downstream_is_touched() {
-        let r = reports(&[("guards", Healthy, false), ("locks", Unknown, false), ("gateway", Broken, true), ("forward", Healthy, false)]);
-        assert_eq!(next_step(&chain(), &r, &HashSet::new()), Step::Unknown { link: "locks".into() });
+        let r = reports(&[
+            ("guards", Healthy, false),
+            ("locks", Unknown, false),
+            ("gateway", Broken, true),
+            ("forward", Healthy, false),
+        ]);
+        assert_eq!(
+            next_step(&chain(), &r, &HashSet::new()),
+            Step::Unknown {
+                link: "locks".into()
+            }
+        );
     }
 
     #[test]
     fn unrepairable_broken_link_is_the_failing_layer() {
-        let r = reports(&[("guards", Healthy, false), ("locks", Healthy, false), ("gateway", Healthy, false), ("forward", Broken, false)]);
+        let r = reports(&[
+            ("guards", Healthy, false),
+            ("locks", Healthy, false),
+            ("gateway", Healthy, false),
+            ("forward", Broken, false),
+        ]);
         match next_step(&chain(), &r, &HashSet::new()) {
             Step::Blocked { link, reason } => {
                 assert_eq!(link, "forward");
@@ -150,22 +187,41 @@ mod tests {
 
     #[test]
     fn a_link_is_never_repaired_twice_in_one_run() {
-        let r = reports(&[("guards", Broken, true), ("locks", Healthy, false), ("gateway", Healthy, false), ("forward", Healthy, false)]);
+        let r = reports(&[
+            ("guards", Broken, true),
+            ("locks", Healthy, false),
+            ("gateway", Healthy, false),
+            ("forward", Healthy, false),
+        ]);
         let attempted = HashSet::from(["guards".to_string()]);
-        assert!(matches!(next_step(&chain(), &r, &attempted), Step::Blocked { link, .. } if link == "guards"));
+        assert!(
+            matches!(next_step(&chain(), &r, &attempted), Step::Blocked { link, .. } if link == "guards")
+        );
     }
 
     #[test]
     fn dependency_declared_later_blocks_instead_of_repairing() {
         let mut links = chain();
         links[0].depends_on = vec!["forward".into()];
-        let r = reports(&[("guards", Broken, true), ("locks", Healthy, false), ("gateway", Healthy, false), ("forward", Broken, true)]);
-        assert!(matches!(next_step(&links, &r, &HashSet::new()), Step::Blocked { link, .. } if link == "guards"));
+        let r = reports(&[
+            ("guards", Broken, true),
+            ("locks", Healthy, false),
+            ("gateway", Healthy, false),
+            ("forward", Broken, true),
+        ]);
+        assert!(
+            matches!(next_step(&links, &r, &HashSet::new()), Step::Blocked { link, .. } if link == "guards")
+        );
     }
 
     #[test]
     fn dry_run_lists_every_broken_link_it_would_reach() {
-        let r = reports(&[("guards", Broken, true), ("locks", Broken, true), ("gateway", Broken, true), ("forward", Broken, false)]);
+        let r = reports(&[
+            ("guards", Broken, true),
+            ("locks", Broken, true),
+            ("gateway", Broken, true),
+            ("forward", Broken, false),
+        ]);
         let (plan, stop) = dry_run_plan(&chain(), &r);
         assert_eq!(plan, vec!["guards", "locks", "gateway"]);
         assert!(matches!(stop, Some(Step::Blocked { link, .. }) if link == "forward"));

@@ -159,7 +159,9 @@ impl Report {
         }
         out.push_str(&format!(
             "{} in {} ms, {} mutation(s)",
-            format!("{:?}", self.outcome).to_lowercase().replace("pluginfault", "plugin fault"),
+            format!("{:?}", self.outcome)
+                .to_lowercase()
+                .replace("pluginfault", "plugin fault"),
             self.duration_ms,
             self.mutations.len()
         ));
@@ -175,7 +177,9 @@ impl Report {
 }
 
 /// Evidence pairs as a JSON object (later duplicates win).
-pub fn evidence_map(pairs: impl IntoIterator<Item = (String, String)>) -> serde_json::Map<String, serde_json::Value> {
+pub fn evidence_map(
+    pairs: impl IntoIterator<Item = (String, String)>,
+) -> serde_json::Map<String, serde_json::Value> {
     pairs
         .into_iter()
         .map(|(k, v)| (k, serde_json::Value::String(v)))
@@ -242,7 +246,11 @@ mod tests {
         assert!(text.contains("gateway"), "{text}");
         assert!(text.contains("broken -> healthy"), "{text}");
         assert!(text.contains("[repaired]"), "{text}");
-        assert!(text.trim_end().ends_with("recovered in 900 ms, 0 mutation(s)"), "{text}");
+        assert!(
+            text.trim_end()
+                .ends_with("recovered in 900 ms, 0 mutation(s)"),
+            "{text}"
+        );
     }
 
     #[test]

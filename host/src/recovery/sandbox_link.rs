@@ -17,7 +17,10 @@ pub const LINK: &str = "sandbox";
 
 pub enum SandboxCheck {
     /// Running (possibly after a start): go on with the plugin.
-    Ready { entry: LinkEntry, labels: Vec<(String, String)> },
+    Ready {
+        entry: LinkEntry,
+        labels: Vec<(String, String)>,
+    },
     /// The run ends here.
     Stop {
         entry: LinkEntry,
@@ -27,7 +30,14 @@ pub enum SandboxCheck {
     },
 }
 
-fn entry(before: State, action: Action, after: State, summary: String, evidence: Vec<(String, String)>, ms: u64) -> LinkEntry {
+fn entry(
+    before: State,
+    action: Action,
+    after: State,
+    summary: String,
+    evidence: Vec<(String, String)>,
+    ms: u64,
+) -> LinkEntry {
     LinkEntry {
         id: LINK.into(),
         before,
@@ -41,7 +51,10 @@ fn entry(before: State, action: Action, after: State, summary: String, evidence:
 
 fn describe(info: &SandboxInfo) -> Vec<(String, String)> {
     let mut ev = vec![
-        ("container".to_string(), info.id.get(..12).unwrap_or(&info.id).to_string()),
+        (
+            "container".to_string(),
+            info.id.get(..12).unwrap_or(&info.id).to_string(),
+        ),
         ("state".to_string(), state_name(&info.state)),
     ];
     if let Some(at) = &info.started_at {
@@ -60,23 +73,39 @@ fn state_name(state: &SandboxState) -> String {
     }
 }
 
-pub async fn check(engine: &Engine<'_>, req: &RunRequest<'_>, deadline: Instant, mutations: &mut Vec<Mutation>) -> SandboxCheck {
+pub async fn check(
+    engine: &Engine<'_>,
+    req: &RunRequest<'_>,
+    deadline: Instant,
+    mutations: &mut Vec<Mutation>,
+) -> SandboxCheck {
     let started = Instant::now();
     let unknown = |message: String| SandboxCheck::Stop {
-        entry: entry(State::Unknown, Action::None, State::Unknown, message.clone(), vec![], 0),
+        entry: entry(
+            State::Unknown,
+            Action::None,
+            State::Unknown,
+            message.clone(),
+            vec![],
+            0,
+        ),
         outcome: Outcome::Unknown,
         message,
         plan: None,
     };
     let mut info = match engine.backend.inspect(req.sandbox).await {
         Ok(info) => info,
-        Err(e @ (BackendError::SandboxMissing(_) | BackendError::EngineUnreachable { .. })) => return unknown(e.to_string()),
+        Err(e @ (BackendError::SandboxMissing(_) | BackendError::EngineUnreachable { .. })) => {
+            return unknown(e.to_string());
+        }
         Err(e) => return unknown(format!("cannot inspect sandbox: {e}")),
     };
     // A restart in progress settles by itself; wait for it (bounded).
     let mut backoff = Backoff::new(Duration::from_millis(100), 1.5, Duration::from_secs(1));
     while info.state == SandboxState::Restarting {
-        let Some(delay) = backoff.next_delay(remaining(deadline).min(Duration::from_secs(15).saturating_sub(started.elapsed()))) else {
+        let Some(delay) = backoff.next_delay(
+            remaining(deadline).min(Duration::from_secs(15).saturating_sub(started.elapsed())),
+        ) else {
             return unknown(format!("sandbox {} is still restarting", req.sandbox));
         };
         tokio::time::sleep(delay).await;
@@ -88,7 +117,14 @@ pub async fn check(engine: &Engine<'_>, req: &RunRequest<'_>, deadline: Instant,
     let ms = || started.elapsed().as_millis() as u64;
     match &info.state {
         SandboxState::Running => SandboxCheck::Ready {
-            entry: entry(State::Healthy, Action::None, State::Healthy, "container running".into(), describe(&info), ms()),
+            entry: entry(
+                State::Healthy,
+                Action::None,
+                State::Healthy,
+                "container running".into(),
+                describe(&info),
+                ms(),
+            ),
             labels: info.labels.clone(),
         },
         SandboxState::Paused => {
@@ -97,7 +133,14 @@ pub async fn check(engine: &Engine<'_>, req: &RunRequest<'_>, deadline: Instant,
                 req.sandbox, req.sandbox
             );
             SandboxCheck::Stop {
-                entry: entry(State::Broken, Action::None, State::Broken, "container paused".into(), describe(&info), ms()),
+                entry: entry(
+                    State::Broken,
+                    Action::None,
+                    State::Broken,
+                    "container paused".into(),
+                    describe(&info),
+                    ms(),
+                ),
                 outcome: Outcome::Broken,
                 message,
                 plan: (req.mode == Mode::DryRun).then(Vec::new),
@@ -106,11 +149,24 @@ pub async fn check(engine: &Engine<'_>, req: &RunRequest<'_>, deadline: Instant,
         _ if req.mode != Mode::Recover => {
             let summary = format!("container {}", state_name(&info.state));
             let message = match req.mode {
-                Mode::DryRun => format!("recover would start sandbox {} and then probe it", req.sandbox),
-                _ => format!("sandbox {} is not running; `runner recover` starts it", req.sandbox),
+                Mode::DryRun => format!(
+                    "recover would start sandbox {} and then probe it",
+                    req.sandbox
+                ),
+                _ => format!(
+                    "sandbox {} is not running; `runner recover` starts it",
+                    req.sandbox
+                ),
             };
             SandboxCheck::Stop {
-                entry: entry(State::Broken, Action::None, State::Broken, summary, describe(&info), ms()),
+                entry: entry(
+                    State::Broken,
+                    Action::None,
+                    State::Broken,
+                    summary,
+                    describe(&info),
+                    ms(),
+                ),
                 outcome: Outcome::Broken,
                 message,
                 plan: (req.mode == Mode::DryRun).then(|| vec![LINK.to_string()]),
@@ -145,13 +201,31 @@ pub async fn check(engine: &Engine<'_>, req: &RunRequest<'_>, deadline: Instant,
             };
             match after {
                 Ok(now) if now.state == SandboxState::Running => SandboxCheck::Ready {
-                    entry: entry(State::Broken, Action::Repaired, State::Healthy, "container started".into(), describe(&now), ms()),
+                    entry: entry(
+                        State::Broken,
+                        Action::Repaired,
+                        State::Healthy,
+                        "container started".into(),
+                        describe(&now),
+                        ms(),
+                    ),
                     labels: now.labels.clone(),
                 },
                 Ok(now) => {
-                    let message = format!("started sandbox {} but it is {}", req.sandbox, state_name(&now.state));
+                    let message = format!(
+                        "started sandbox {} but it is {}",
+                        req.sandbox,
+                        state_name(&now.state)
+                    );
                     SandboxCheck::Stop {
-                        entry: entry(State::Broken, Action::Failed, State::Broken, message.clone(), describe(&now), ms()),
+                        entry: entry(
+                            State::Broken,
+                            Action::Failed,
+                            State::Broken,
+                            message.clone(),
+                            describe(&now),
+                            ms(),
+                        ),
                         outcome: Outcome::Broken,
                         message,
                         plan: None,
@@ -160,7 +234,14 @@ pub async fn check(engine: &Engine<'_>, req: &RunRequest<'_>, deadline: Instant,
                 Err(e) => {
                     let message = format!("could not start sandbox {}: {e}", req.sandbox);
                     SandboxCheck::Stop {
-                        entry: entry(State::Broken, Action::Failed, State::Broken, message.clone(), describe(&info), ms()),
+                        entry: entry(
+                            State::Broken,
+                            Action::Failed,
+                            State::Broken,
+                            message.clone(),
+                            describe(&info),
+                            ms(),
+                        ),
                         outcome: Outcome::Broken,
                         message,
                         plan: None,

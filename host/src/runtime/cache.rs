@@ -43,14 +43,16 @@ impl CompileCache {
             // `deserialize_file` and is recompiled.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "discarding unusable compile cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "discarding unusable compile cache entry")
+                }
             }
         }
         let component = Component::new(engine, bytes)?;
-        if let Some(path) = self.entry(sha256) {
-            if let Err(e) = store(&path, &component) {
-                tracing::debug!(path = %path.display(), error = %e, "could not write compile cache entry");
-            }
+        if let Some(path) = self.entry(sha256)
+            && let Err(e) = store(&path, &component)
+        {
+            tracing::debug!(path = %path.display(), error = %e, "could not write compile cache entry");
         }
         Ok(component)
     }
@@ -60,8 +62,14 @@ impl CompileCache {
 fn store(path: &Path, component: &Component) -> std::io::Result<()> {
     let dir = path.parent().expect("cache entry has a parent");
     std::fs::create_dir_all(dir)?;
-    let bytes = component.serialize().map_err(|e| std::io::Error::other(format!("{e:#}")))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().unwrap().to_string_lossy(), std::process::id()));
+    let bytes = component
+        .serialize()
+        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap().to_string_lossy(),
+        std::process::id()
+    ));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);

@@ -108,11 +108,15 @@ pub fn check(source_name: &str, bytes: &[u8]) -> Result<ComponentFacts, LoadErro
         supported: format!("{}.{}.x", WIT_VERSION.major, WIT_VERSION.minor),
         supported_dir: format!("{}.{}", WIT_VERSION.major, WIT_VERSION.minor),
     };
-    let wit_version = WitVersion::parse(version_text).ok_or_else(|| unsupported(version_text.to_string()))?;
+    let wit_version =
+        WitVersion::parse(version_text).ok_or_else(|| unsupported(version_text.to_string()))?;
     if !wit_version.is_supported_by(&WIT_VERSION) {
         return Err(unsupported(wit_version.to_string()));
     }
-    Ok(ComponentFacts { wit_version, exports })
+    Ok(ComponentFacts {
+        wit_version,
+        exports,
+    })
 }
 
 #[cfg(test)]
@@ -123,7 +127,11 @@ mod tests {
     fn version_parses_semver_and_rejects_garbage() {
         assert_eq!(
             WitVersion::parse("0.1.0"),
-            Some(WitVersion { major: 0, minor: 1, patch: 0 })
+            Some(WitVersion {
+                major: 0,
+                minor: 1,
+                patch: 0
+            })
         );
         assert_eq!(WitVersion::parse("1.2.3-rc.1").map(|v| v.minor), Some(2));
         assert_eq!(WitVersion::parse("1.2"), None);
@@ -144,7 +152,10 @@ mod tests {
 
     #[test]
     fn text_file_is_not_wasm() {
-        assert!(matches!(check("x", b"hello world, not wasm"), Err(LoadError::NotWasm(_))));
+        assert!(matches!(
+            check("x", b"hello world, not wasm"),
+            Err(LoadError::NotWasm(_))
+        ));
     }
 
     #[test]
@@ -158,6 +169,9 @@ mod tests {
     fn empty_component_is_not_a_plugin() {
         // Component header: magic + version 0x0d, layer 1.
         let component = b"\0asm\x0d\0\x01\0";
-        assert!(matches!(check("c", component), Err(LoadError::NotAPlugin { .. })));
+        assert!(matches!(
+            check("c", component),
+            Err(LoadError::NotAPlugin { .. })
+        ));
     }
 }

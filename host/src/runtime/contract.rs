@@ -11,7 +11,11 @@ pub const SANDBOX_LINK: &str = "sandbox";
 
 /// Validate `describe`'s answer.
 pub fn check_info(info: &PluginInfo) -> Result<(), String> {
-    let valid_name = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let valid_name = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
     if !valid_name(&info.name) {
         return Err(format!("plugin name '{}' must match [a-z0-9-]+", info.name));
     }
@@ -54,7 +58,11 @@ pub fn check_info(info: &PluginInfo) -> Result<(), String> {
         if Capability::parse(cap).is_none() {
             return Err(format!(
                 "unknown capability '{cap}' (known: {})",
-                Capability::ALL.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+                Capability::ALL
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }
@@ -67,14 +75,19 @@ pub fn check_reports(info: &PluginInfo, reports: &[LinkReport]) -> Result<(), St
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for r in reports {
         if !declared.contains(r.id.as_str()) {
-            return Err(format!("probe reported link '{}', which describe never declared", r.id));
+            return Err(format!(
+                "probe reported link '{}', which describe never declared",
+                r.id
+            ));
         }
         *counts.entry(r.id.as_str()).or_default() += 1;
     }
     for link in &info.links {
         match counts.get(link.id.as_str()) {
             None => return Err(format!("probe did not report link '{}'", link.id)),
-            Some(n) if *n > 1 => return Err(format!("probe reported link '{}' {n} times", link.id)),
+            Some(n) if *n > 1 => {
+                return Err(format!("probe reported link '{}' {n} times", link.id));
+            }
             _ => {}
         }
     }
@@ -140,8 +153,16 @@ mod tests {
     fn probe_must_report_each_declared_link_once() {
         let i = info(&[("a", &[]), ("b", &["a"])]);
         assert!(check_reports(&i, &[report("a"), report("b")]).is_ok());
-        assert!(check_reports(&i, &[report("a")]).unwrap_err().contains("did not report link 'b'"));
+        assert!(
+            check_reports(&i, &[report("a")])
+                .unwrap_err()
+                .contains("did not report link 'b'")
+        );
         assert!(check_reports(&i, &[report("a"), report("b"), report("b")]).is_err());
-        assert!(check_reports(&i, &[report("a"), report("b"), report("gamma")]).unwrap_err().contains("never declared"));
+        assert!(
+            check_reports(&i, &[report("a"), report("b"), report("gamma")])
+                .unwrap_err()
+                .contains("never declared")
+        );
     }
 }

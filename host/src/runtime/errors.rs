@@ -14,12 +14,19 @@ pub enum LoadError {
     UnknownBuiltin { name: String, builtins: String },
     #[error("{0} is not a WebAssembly file (no \\0asm header)")]
     NotWasm(String),
-    #[error("{0} is a core WebAssembly module, not a component; build it for wasm32-wasip2 (cargo build --target wasm32-wasip2)")]
+    #[error(
+        "{0} is a core WebAssembly module, not a component; build it for wasm32-wasip2 (cargo build --target wasm32-wasip2)"
+    )]
     CoreModule(String),
     #[error("{source_name} is not a valid WebAssembly component: {cause}")]
     Malformed { source_name: String, cause: String },
-    #[error("{source_name} does not export runner:plugin/plugin (exports: {exports}); is it a runner plugin?")]
-    NotAPlugin { source_name: String, exports: String },
+    #[error(
+        "{source_name} does not export runner:plugin/plugin (exports: {exports}); is it a runner plugin?"
+    )]
+    NotAPlugin {
+        source_name: String,
+        exports: String,
+    },
     #[error(
         "{source_name} was built against runner:plugin@{found}, but this runner supports runner:plugin@{supported}; rebuild the plugin against wit/v{supported_dir} or use a runner that supports {found}"
     )]

@@ -121,7 +121,8 @@ impl Runtime {
     pub fn new(options: RuntimeOptions) -> anyhow::Result<Self> {
         let engine = engine::build().map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let mut linker = Linker::<PluginState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         AgentPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let cache = CompileCache::new(&engine, options.cache_dir.clone());
@@ -147,10 +148,13 @@ impl Runtime {
                 source_name: source_name.clone(),
                 cause: format!("{e:#}"),
             })?;
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Link {
-            source_name: source_name.clone(),
-            cause: format!("{e:#}"),
-        })?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::Link {
+                    source_name: source_name.clone(),
+                    cause: format!("{e:#}"),
+                })?;
         let pre = AgentPluginPre::new(instance_pre).map_err(|e| LoadError::Link {
             source_name: source_name.clone(),
             cause: format!("{e:#}"),
@@ -178,8 +182,12 @@ impl Runtime {
     /// Call `describe` and validate the answer.
     pub async fn describe(&self, plugin: &Plugin) -> Result<PluginInfo, PluginFault> {
         let caps = CapContext::for_describe(&plugin.source.display_name());
-        let (answer, _) = self.call(plugin, Call::Describe, caps, DESCRIBE_DEADLINE).await;
-        let Answer::Describe(info) = answer? else { unreachable!("describe answers describe") };
+        let (answer, _) = self
+            .call(plugin, Call::Describe, caps, DESCRIBE_DEADLINE)
+            .await;
+        let Answer::Describe(info) = answer? else {
+            unreachable!("describe answers describe")
+        };
         contract::check_info(&info).map_err(|detail| PluginFault::Contract {
             plugin: plugin_label(plugin, &info.name),
             function: "describe".into(),
@@ -196,15 +204,22 @@ impl Runtime {
         target: Target,
         caps: CapContext,
         deadline: Duration,
-    ) -> (Result<Result<Vec<LinkReport>, String>, PluginFault>, CapContext) {
+    ) -> (
+        Result<Result<Vec<LinkReport>, String>, PluginFault>,
+        CapContext,
+    ) {
         let (answer, caps) = self.call(plugin, Call::Probe(target), caps, deadline).await;
         let result = answer.and_then(|a| {
-            let Answer::Probe(reports) = a else { unreachable!("probe answers probe") };
+            let Answer::Probe(reports) = a else {
+                unreachable!("probe answers probe")
+            };
             if let Ok(reports) = &reports {
-                contract::check_reports(&plugin.info, reports).map_err(|detail| PluginFault::Contract {
-                    plugin: plugin.name().to_string(),
-                    function: "probe".into(),
-                    detail,
+                contract::check_reports(&plugin.info, reports).map_err(|detail| {
+                    PluginFault::Contract {
+                        plugin: plugin.name().to_string(),
+                        function: "probe".into(),
+                        detail,
+                    }
                 })?;
             }
             Ok(reports)
@@ -222,10 +237,17 @@ impl Runtime {
         deadline: Duration,
     ) -> (Result<RepairOutcome, PluginFault>, CapContext) {
         let (answer, caps) = self
-            .call(plugin, Call::Repair(target, link.to_string()), caps, deadline)
+            .call(
+                plugin,
+                Call::Repair(target, link.to_string()),
+                caps,
+                deadline,
+            )
             .await;
         let result = answer.map(|a| {
-            let Answer::Repair(outcome) = a else { unreachable!("repair answers repair") };
+            let Answer::Repair(outcome) = a else {
+                unreachable!("repair answers repair")
+            };
             outcome
         });
         (result, caps)
@@ -270,7 +292,9 @@ impl Runtime {
                 let api = instance.runner_plugin_plugin();
                 Ok::<_, wasmtime::Error>(match call {
                     Call::Describe => Answer::Describe(api.call_describe(&mut store).await?),
-                    Call::Probe(target) => Answer::Probe(api.call_probe(&mut store, &target).await?),
+                    Call::Probe(target) => {
+                        Answer::Probe(api.call_probe(&mut store, &target).await?)
+                    }
                     Call::Repair(target, link) => {
                         Answer::Repair(api.call_repair(&mut store, &target, &link).await?)
                     }
@@ -284,7 +308,12 @@ impl Runtime {
         let label = plugin_label(plugin, plugin.name());
         let stderr_text = String::from_utf8_lossy(&stderr.contents()).into_owned();
         forward_output(&label, &store.data().caps.sandbox, "stderr", &stderr_text);
-        forward_output(&label, &store.data().caps.sandbox, "stdout", &String::from_utf8_lossy(&stdout.contents()));
+        forward_output(
+            &label,
+            &store.data().caps.sandbox,
+            "stdout",
+            &String::from_utf8_lossy(&stdout.contents()),
+        );
 
         let result = match outcome {
             Ok(Ok(answer)) => Ok(answer),
@@ -293,7 +322,14 @@ impl Runtime {
                 function: function.into(),
                 limit_ms: deadline.as_millis() as u64,
             }),
-            Ok(Err(error)) => Err(classify(&label, function, &error, store.data(), deadline, &stderr_text)),
+            Ok(Err(error)) => Err(classify(
+                &label,
+                function,
+                &error,
+                store.data(),
+                deadline,
+                &stderr_text,
+            )),
         };
         if let Err(fault) = &result {
             tracing::error!(plugin = %label, function, ms = elapsed.as_secs_f64() * 1e3, "plugin fault: {fault}");
@@ -346,7 +382,14 @@ fn classify(
             .skip_while(|l| !l.contains("panicked at"))
             .take(3)
             .collect();
-        detail = format!("{} ({detail})", if message.len() > 1 { message.join(" ") } else { panic.to_string() });
+        detail = format!(
+            "{} ({detail})",
+            if message.len() > 1 {
+                message.join(" ")
+            } else {
+                panic.to_string()
+            }
+        );
     }
     PluginFault::Trap {
         plugin: plugin.into(),

@@ -43,15 +43,28 @@ pub fn local() -> Arc<dyn Backend> {
 
 /// A target with the plugin's defaults overridden by `settings`.
 pub fn target(plugin: &Plugin, sandbox: &str, settings: &[(&str, &str)]) -> Target {
-    let overrides: Vec<(String, String)> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let overrides: Vec<(String, String)> = settings
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Target {
         sandbox: sandbox.to_string(),
         backend: "local".into(),
-        settings: runner::settings::resolve(&plugin.info.name, &plugin.info.settings, &[&overrides]).expect("settings"),
+        settings: runner::settings::resolve(
+            &plugin.info.name,
+            &plugin.info.settings,
+            &[&overrides],
+        )
+        .expect("settings"),
     }
 }
 
-pub fn caps(backend: Arc<dyn Backend>, plugin: &Plugin, sandbox: &str, kind: CallKind) -> CapContext {
+pub fn caps(
+    backend: Arc<dyn Backend>,
+    plugin: &Plugin,
+    sandbox: &str,
+    kind: CallKind,
+) -> CapContext {
     CapContext::for_call(
         backend,
         sandbox,
@@ -65,7 +78,9 @@ pub fn caps(backend: Arc<dyn Backend>, plugin: &Plugin, sandbox: &str, kind: Cal
 }
 
 pub fn evidence<'a>(kvs: &'a [Kv], key: &str) -> Option<&'a str> {
-    kvs.iter().find(|kv| kv.key == key).map(|kv| kv.value.as_str())
+    kvs.iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| kv.value.as_str())
 }
 
 pub const SECOND: Duration = Duration::from_secs(1);

@@ -15,6 +15,10 @@ pub const LINK: &str = "dashboard";
 /// Extra WebSocket attempts while the gateway answers UNAVAILABLE.
 const NOT_READY_RETRIES: u32 = 5;
 
+/// Longest wait for OpenClaw to hot-reload a just-patched origin list
+/// (measured: 1.9 s).
+const RELOAD_WAIT_S: u32 = 6;
+
 /// The `connect` request a Control UI sends after the challenge.
 /// (The challenge nonce is only signed by paired devices; a token connect
 /// does not echo it.)
@@ -202,6 +206,64 @@ fn cap_is_undecidable(e: &CapError) -> bool {
     matches!(e, CapError::Denied(_) | CapError::Unavailable(_))
 }
 
+fn check_origin(sandbox: &Sandbox, cfg: &Config) -> WsVerdict {
+    let route = || HttpRoute::HostForward(cfg.host_port);
+    let headers = [("Origin", cfg.dashboard_origin.as_str())];
+    match &cfg.origin_check {
+        OriginCheck::WebSocket => {
+            let frame = connect_frame(&token(sandbox, cfg));
+            // A gateway that just started answers UNAVAILABLE for a few
+            // seconds: a short, bounded retry (NOT_READY_RETRIES × 1 s).
+            let mut attempt = 0;
+            loop {
+                let steps = vec![
+                    WsStep::Receive,
+                    WsStep::Send(frame.clone()),
+                    WsStep::Receive,
+                ];
+                let v = match sandbox.websocket(route(), "/", &headers, steps, cfg.ws_timeout_ms) {
+                    Ok(t) => classify(&t),
+                    Err(e) if cap_is_undecidable(&e) => {
+                        WsVerdict::Undecided(format!("WebSocket through the forward: {e}"))
+                    }
+                    Err(e) => {
+                        WsVerdict::Broken(format!("WebSocket through the forward failed: {e}"))
+                    }
+                };
+                attempt += 1;
+                if !matches!(v, WsVerdict::NotReady(_)) || attempt > NOT_READY_RETRIES {
+                    break v;
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+        OriginCheck::Http(path) => {
+            match sandbox.http(route(), "GET", path, &headers, cfg.health_timeout_ms) {
+                Ok(resp) => classify_http_origin(resp.status),
+                Err(e) if cap_is_undecidable(&e) => {
+                    WsVerdict::Undecided(format!("origin check through the forward: {e}"))
+                }
+                Err(e) => {
+                    WsVerdict::Broken(format!("origin check through the forward failed: {e}"))
+                }
+            }
+        }
+    }
+}
+
+/// Did the config change in the last [`RELOAD_WAIT_S`]·2 seconds, and does
+/// it already allow the origin (a hot reload is pending)?
+fn reload_pending(sandbox: &Sandbox, cfg: &Config) -> bool {
+    let fresh = sandbox.stat(&cfg.config).ok().flatten().is_some_and(|st| {
+        runner_plugin_sdk::locks::now_secs() - st.mtime <= i64::from(RELOAD_WAIT_S) * 2
+    });
+    fresh
+        && sandbox.read(&cfg.config, 1024 * 1024).is_ok_and(|d| {
+            crate::cors::check(&String::from_utf8_lossy(&d), &cfg.dashboard_origin)
+                == crate::cors::State::Allowed
+        })
+}
+
 /// `forward` = the forward link's health summary when it is not healthy:
 /// then nothing is reachable and no request is made.
 pub fn probe(sandbox: &Sandbox, cfg: &Config, forward: Option<&str>) -> Report {
@@ -250,47 +312,19 @@ pub fn probe(sandbox: &Sandbox, cfg: &Config, forward: Option<&str>) -> Report {
         }
     };
 
-    let headers = [("Origin", cfg.dashboard_origin.as_str())];
-    let verdict = match &cfg.origin_check {
-        OriginCheck::WebSocket => {
-            let frame = connect_frame(&token(sandbox, cfg));
-            // A gateway that just started answers UNAVAILABLE for a few
-            // seconds: a short, bounded retry (NOT_READY_RETRIES × 1 s).
-            let mut attempt = 0;
-            loop {
-                let steps = vec![
-                    WsStep::Receive,
-                    WsStep::Send(frame.clone()),
-                    WsStep::Receive,
-                ];
-                let v = match sandbox.websocket(route(), "/", &headers, steps, cfg.ws_timeout_ms) {
-                    Ok(t) => classify(&t),
-                    Err(e) if cap_is_undecidable(&e) => {
-                        WsVerdict::Undecided(format!("WebSocket through the forward: {e}"))
-                    }
-                    Err(e) => {
-                        WsVerdict::Broken(format!("WebSocket through the forward failed: {e}"))
-                    }
-                };
-                attempt += 1;
-                if !matches!(v, WsVerdict::NotReady(_)) || attempt > NOT_READY_RETRIES {
-                    break v;
-                }
-                std::thread::sleep(std::time::Duration::from_secs(1));
-            }
-        }
-        OriginCheck::Http(path) => {
-            match sandbox.http(route(), "GET", path, &headers, cfg.health_timeout_ms) {
-                Ok(resp) => classify_http_origin(resp.status),
-                Err(e) if cap_is_undecidable(&e) => {
-                    WsVerdict::Undecided(format!("origin check through the forward: {e}"))
-                }
-                Err(e) => {
-                    WsVerdict::Broken(format!("origin check through the forward failed: {e}"))
-                }
-            }
-        }
-    };
+    // Right after a cors repair OpenClaw needs ~2 s to hot-reload the list:
+    // while the config already allows the origin and changed moments ago,
+    // retry (bounded) instead of reporting a rejection that is about to end.
+    let mut verdict = check_origin(sandbox, cfg);
+    let mut waited = 0;
+    while matches!(verdict, WsVerdict::OriginRejected(_))
+        && waited < RELOAD_WAIT_S
+        && reload_pending(sandbox, cfg)
+    {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        waited += 1;
+        verdict = check_origin(sandbox, cfg);
+    }
     let r = match verdict {
         WsVerdict::Accepted(how) => Report::healthy(
             LINK,

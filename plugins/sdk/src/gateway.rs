@@ -271,13 +271,16 @@ pub fn observe(sandbox: &Sandbox, spec: &GatewaySpec<'_>) -> Result<Observation,
         .into_iter()
         .filter(|l| l.port == spec.port)
         .collect();
-    let gateway_listens = listeners.iter().any(|l| {
-        matches!(
-            listener_owner(l, &procs, spec.is_gateway),
-            Owner::Gateway(_)
-        )
-    });
-    let (http, http_timed_out) = if gateway_listens {
+    let owner = listeners
+        .iter()
+        .find_map(|l| match listener_owner(l, &procs, spec.is_gateway) {
+            Owner::Gateway(p) => Some(p),
+            _ => None,
+        });
+    let gateway_listens = owner.is_some();
+    // A stopped (SIGSTOP) gateway cannot answer: no need to wait out the timeout.
+    let stopped = owner.is_some_and(process::is_stopped);
+    let (http, http_timed_out) = if gateway_listens && !stopped {
         match sandbox.http_get(spec.port, spec.health_path, spec.health_timeout_ms) {
             Ok(r) if spec.ok_codes.contains(&r.status) => {
                 (Some(HttpProbe::Accepted(r.status)), false)

@@ -3,7 +3,11 @@
 //! A plugin implements [`Plugin`] with agent knowledge only; this crate owns
 //! the generated bindings, typed wrappers over the host capabilities, report
 //! builders and the probes every agent needs (file owner/mode, process
-//! identity, HTTP status).
+//! identity, HTTP status), plus the links agents share: [`locks`] (stale
+//! lock/pid files, compare-and-delete), [`gateway`] (identity + listener +
+//! health, retire-by-identity, launch) and [`forward`]; and pure helpers:
+//! [`json5`] (span-keeping reader and minimal text patcher), [`shell_env`]
+//! (static reading of `sh` env files), [`process`], [`logscan`].
 //!
 //! ```ignore
 //! struct MyAgent;

@@ -63,8 +63,14 @@ impl Launch {
                 .with_context(|| format!("gateway-launch printed no {key}: {out:?}"))
         };
         Ok(Launch {
-            pid: field("GATEWAY_PID=")?.trim().parse().context("GATEWAY_PID")?,
-            start_time: field("GATEWAY_START=")?.trim().parse().context("GATEWAY_START")?,
+            pid: field("GATEWAY_PID=")?
+                .trim()
+                .parse()
+                .context("GATEWAY_PID")?,
+            start_time: field("GATEWAY_START=")?
+                .trim()
+                .parse()
+                .context("GATEWAY_START")?,
         })
     }
 }
@@ -72,7 +78,8 @@ impl Launch {
 /// `(pid, start time)` from a gateway lock or pid file: OpenClaw writes `startTime`, Hermes
 /// `start_time`. OpenClaw's whitespace ownership-token trailer is valid JSON whitespace.
 pub fn lock_owner(text: &str) -> Result<(u32, u64)> {
-    let v: Value = serde_json::from_str(text).with_context(|| format!("lock is not JSON: {text:?}"))?;
+    let v: Value =
+        serde_json::from_str(text).with_context(|| format!("lock is not JSON: {text:?}"))?;
     let pid = v["pid"].as_u64().context("lock without pid")?;
     let start = v["startTime"]
         .as_u64()
@@ -95,7 +102,10 @@ impl Sandbox {
             return Ok(None);
         };
         // comm (field 2) may contain spaces: count from after the last ')'.
-        let rest = stat.rsplit_once(") ").map(|(_, r)| r).context("malformed stat")?;
+        let rest = stat
+            .rsplit_once(") ")
+            .map(|(_, r)| r)
+            .context("malformed stat")?;
         let fields: Vec<&str> = rest.split_whitespace().collect();
         if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
             return Ok(None);
@@ -104,10 +114,18 @@ impl Sandbox {
     }
 
     /// Waits until the process (pid, start time) no longer exists.
-    pub async fn wait_process_gone(&self, pid: u32, start_time: u64, timeout: Duration) -> Result<Duration> {
+    pub async fn wait_process_gone(
+        &self,
+        pid: u32,
+        start_time: u64,
+        timeout: Duration,
+    ) -> Result<Duration> {
         let started = Instant::now();
         poll_until(
-            &format!("process {pid} (start time {start_time}) in {} to exit", self.name()),
+            &format!(
+                "process {pid} (start time {start_time}) in {} to exit",
+                self.name()
+            ),
             timeout,
             Duration::from_millis(100),
             || async { Ok((self.proc_start_time(pid).await? != Some(start_time)).then_some(())) },
@@ -120,7 +138,16 @@ impl Sandbox {
     /// `"regular file 0:0 444"`; `None` if it does not exist.
     pub async fn file_meta(&self, path: &str) -> Result<Option<String>> {
         let out = self
-            .exec(&["sh", "-c", r#"[ -e "$1" ] || [ -L "$1" ] || exit 3; stat -c '%F %u:%g %a' -- "$1""#, "meta", path], Some("0"))
+            .exec(
+                &[
+                    "sh",
+                    "-c",
+                    r#"[ -e "$1" ] || [ -L "$1" ] || exit 3; stat -c '%F %u:%g %a' -- "$1""#,
+                    "meta",
+                    path,
+                ],
+                Some("0"),
+            )
             .await?;
         match out.code {
             0 => Ok(Some(out.stdout.trim().to_string())),
@@ -131,18 +158,34 @@ impl Sandbox {
 
     /// Names in /tmp (including dot files).
     pub async fn tmp_entries(&self) -> Result<Vec<String>> {
-        let out = self.exec(&["ls", "-A", "/tmp"], Some("0")).await?.check("ls /tmp")?;
+        let out = self
+            .exec(&["ls", "-A", "/tmp"], Some("0"))
+            .await?
+            .check("ls /tmp")?;
         Ok(out.stdout.lines().map(str::to_string).collect())
     }
 
     /// Asserts that, for the whole `window`, no process whose cmdline contains `needle`
     /// exists and nothing listens on `port`. Absence can only be shown over a window.
-    pub async fn assert_no_gateway_for(&self, needle: &str, port: u16, window: Duration) -> Result<()> {
+    pub async fn assert_no_gateway_for(
+        &self,
+        needle: &str,
+        port: u16,
+        window: Duration,
+    ) -> Result<()> {
         let until = Instant::now() + window;
         loop {
             let pids = self.pids_matching(needle).await?;
-            ensure!(pids.is_empty(), "a gateway process ({needle:?}) exists in {}: {pids:?}", self.name());
-            ensure!(!self.tcp_listening(port).await?, "port {port} is served in {}", self.name());
+            ensure!(
+                pids.is_empty(),
+                "a gateway process ({needle:?}) exists in {}: {pids:?}",
+                self.name()
+            );
+            ensure!(
+                !self.tcp_listening(port).await?,
+                "port {port} is served in {}",
+                self.name()
+            );
             if Instant::now() >= until {
                 return Ok(());
             }
@@ -153,7 +196,9 @@ impl Sandbox {
     /// The owner recorded in a lock or pid file, `None` if the file does not exist.
     pub async fn lock_owner(&self, path: &str) -> Result<Option<(u32, u64)>> {
         match self.read_file(path).await? {
-            Some(text) => lock_owner(&text).map(Some).with_context(|| format!("parse {path}")),
+            Some(text) => lock_owner(&text)
+                .map(Some)
+                .with_context(|| format!("parse {path}")),
             None => Ok(None),
         }
     }
@@ -162,7 +207,10 @@ impl Sandbox {
     pub async fn sole_gateway(&self) -> Result<(u32, u64)> {
         let pids = self.gateway_pids().await?;
         let [pid] = pids[..] else {
-            bail!("expected exactly one gateway process in {}, found {pids:?}", self.name());
+            bail!(
+                "expected exactly one gateway process in {}, found {pids:?}",
+                self.name()
+            );
         };
         let start = self
             .proc_start_time(pid)
@@ -178,7 +226,8 @@ mod tests {
 
     #[test]
     fn parses_both_lock_flavours() {
-        let openclaw = "{\n  \"pid\": 66,\n  \"startTime\": 159056,\n  \"port\": 18789\n}\n\t\t \t\n";
+        let openclaw =
+            "{\n  \"pid\": 66,\n  \"startTime\": 159056,\n  \"port\": 18789\n}\n\t\t \t\n";
         assert_eq!(lock_owner(openclaw).unwrap(), (66, 159056));
         let hermes = r#"{"pid": 29, "kind": "hermes-gateway", "argv": ["/usr/local/bin/hermes", "gateway", "run"], "start_time": 205448}"#;
         assert_eq!(lock_owner(hermes).unwrap(), (29, 205448));
@@ -193,8 +242,18 @@ mod tests {
             stdout: "GATEWAY_PID=674\nGATEWAY_START=165069\n".into(),
             stderr: String::new(),
         };
-        assert_eq!(Launch::parse(&out).unwrap(), Launch { pid: 674, start_time: 165069 });
-        let refused = ExecOutcome { code: 3, stdout: String::new(), stderr: "refusing".into() };
+        assert_eq!(
+            Launch::parse(&out).unwrap(),
+            Launch {
+                pid: 674,
+                start_time: 165069
+            }
+        );
+        let refused = ExecOutcome {
+            code: 3,
+            stdout: String::new(),
+            stderr: "refusing".into(),
+        };
         assert!(Launch::parse(&refused).is_err());
     }
 }

@@ -25,12 +25,20 @@ async fn kill_9_leaves_gateway_pid_and_gateway_lock() -> Result<()> {
     let sb = healthy(Mode::Keepalive).await?;
     let (pid, start) = sb.sole_gateway().await?;
     for file in [hermes::PID_FILE, hermes::LOCK_FILE] {
-        assert_eq!(sb.lock_owner(file).await?, Some((pid, start)), "{file} names the live gateway");
+        assert_eq!(
+            sb.lock_owner(file).await?,
+            Some((pid, start)),
+            "{file} names the live gateway"
+        );
     }
 
     let killed = sb.kill_gateway_9().await?;
     assert_eq!(killed, pid);
-    assert_eq!(sb.proc_start_time(pid).await?, None, "pid {pid} is dead (and reaped by PID 1)");
+    assert_eq!(
+        sb.proc_start_time(pid).await?,
+        None,
+        "pid {pid} is dead (and reaped by PID 1)"
+    );
 
     // Nothing cleans up after SIGKILL and, in keepalive mode, nothing relaunches.
     sb.assert_no_gateway_for("hermes gateway", hermes::PORT, Duration::from_secs(3))
@@ -38,16 +46,24 @@ async fn kill_9_leaves_gateway_pid_and_gateway_lock() -> Result<()> {
     for file in [hermes::PID_FILE, hermes::LOCK_FILE] {
         let meta = sb.file_meta(file).await?;
         assert!(
-            meta.as_deref().is_some_and(|m| m.starts_with("regular file 998:998 ")),
+            meta.as_deref()
+                .is_some_and(|m| m.starts_with("regular file 998:998 ")),
             "{file} left behind, owned by the gateway user: {meta:?}"
         );
-        assert_eq!(sb.lock_owner(file).await?, Some((pid, start)), "{file} still names the dead {pid}");
+        assert_eq!(
+            sb.lock_owner(file).await?,
+            Some((pid, start)),
+            "{file} still names the dead {pid}"
+        );
     }
     let state = sb
         .read_file(&format!("{}/gateway_state.json", hermes::HOME))
         .await?
         .context("gateway_state.json")?;
-    assert!(state.contains(r#""gateway_state":"running""#), "a killed gateway still looks running:\n{state}");
+    assert!(
+        state.contains(r#""gateway_state":"running""#),
+        "a killed gateway still looks running:\n{state}"
+    );
     Ok(())
 }
 
@@ -59,9 +75,16 @@ async fn keepalive_docker_restart_leaves_no_gateway() -> Result<()> {
     sb.assert_no_gateway_for("hermes gateway", hermes::PORT, Duration::from_secs(3))
         .await?;
     let tmp = sb.tmp_entries().await?;
-    assert!(tmp.is_empty(), "a restarted keepalive sandbox has an empty /tmp, found {tmp:?}");
+    assert!(
+        tmp.is_empty(),
+        "a restarted keepalive sandbox has an empty /tmp, found {tmp:?}"
+    );
     // HERMES_HOME lives on the volume: config and state survive the restart.
-    assert!(sb.read_file(hermes::CONFIG).await?.is_some_and(|c| c.contains(hermes::API_KEY)));
+    assert!(
+        sb.read_file(hermes::CONFIG)
+            .await?
+            .is_some_and(|c| c.contains(hermes::API_KEY))
+    );
     assert!(sb.read_file(agents::BOOT_MARKER).await?.is_some());
     Ok(())
 }
@@ -74,8 +97,14 @@ async fn supervised_mode_brings_the_gateway_back_after_kill_9() -> Result<()> {
     let new = sb.wait_new_gateway_pid(Some(old), START).await?;
     sb.wait_http_ok(hermes::PORT, "/health", START).await?;
     assert_ne!(new, old);
-    let (owner, _) = sb.lock_owner(hermes::PID_FILE).await?.context("pid file of the respawned gateway")?;
-    assert_eq!(owner, new, "the respawned gateway reclaimed the stale pid file");
+    let (owner, _) = sb
+        .lock_owner(hermes::PID_FILE)
+        .await?
+        .context("pid file of the respawned gateway")?;
+    assert_eq!(
+        owner, new,
+        "the respawned gateway reclaimed the stale pid file"
+    );
     let log = sb.gateway_log().await?;
     assert_eq!(log.matches("launching hermes gateway").count(), 2, "{log}");
     Ok(())

@@ -51,5 +51,16 @@ order=$(NODE_OPTIONS='--require /usr/local/lib/nemoclaw/preloads/nemoclaw-ciao-n
     echo "setup.sh: node wrapper did not put the platform shim first: $order" >&2
     exit 1
 }
+# The DGX Spark emulation: interface enumeration fails in every node; the packaged ciao guard turns it into {}.
+node -e 'try { require("os").networkInterfaces(); } catch (e) { if (/uv_interface_addresses/.test(e.message)) process.exit(0); throw e; } process.exit(1);' || {
+    echo "setup.sh: os.networkInterfaces() does not fail under the platform shim" >&2
+    exit 1
+}
+NODE_OPTIONS='--require /usr/local/lib/nemoclaw/preloads/nemoclaw-ciao-network-guard.js' node -e '
+    const seen = JSON.stringify(require("os").networkInterfaces());
+    if (seen !== "{}" || !globalThis.__nemoclawCiaoGuard) { console.error(seen); process.exit(1); }' 2>/dev/null || {
+    echo "setup.sh: the ciao guard does not neutralize the emulated failure" >&2
+    exit 1
+}
 echo "setup.sh: node $node_version, openclaw $have ($cli)"
 rm -rf /tmp/setup-home /tmp/* /root/.npm /root/.cache

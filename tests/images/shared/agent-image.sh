@@ -34,8 +34,9 @@ agent_image_prepare() {
     AGENT_IMAGE_CA_BUNDLE=${RUNNER_BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
     [[ -r $AGENT_IMAGE_CA_BUNDLE ]] || die "CA bundle $AGENT_IMAGE_CA_BUNDLE not readable (set RUNNER_BUILD_CA_BUNDLE)"
     mkdir -p "$RUNNER_IMAGE_CACHE/logs"
-    exec 9>"$RUNNER_IMAGE_CACHE/$AGENT_IMAGE_NAME.lock"
-    flock -w 900 9 || die "timed out after 900 s waiting for another $AGENT_IMAGE_NAME image build"
+    # fd 8: fd 9 may carry the generic builder's own lock, inherited.
+    exec 8>"$RUNNER_IMAGE_CACHE/$AGENT_IMAGE_NAME.lock"
+    flock -w 900 8 || die "timed out after 900 s waiting for another $AGENT_IMAGE_NAME image build"
 }
 
 agent_image_build() {
@@ -63,4 +64,31 @@ agent_image_build() {
     grep -h ' setup.sh: ' "$log" | tail -n 1 | sed 's/^#[0-9]* [0-9.]* /  /' >&2 || true
     "$DOCKER" image inspect "$tag" >/dev/null || die "build finished but $tag does not exist"
     say "docker build done in $((SECONDS - started)) s"
+    agent_image_smoke "$tag"
+}
+
+# agent_image_smoke TAG — cheap checks of the finished image as a container sees it (< 1 s), so a broken
+# layout fails the build rather than a scenario: scripts parse, the launch library loads, users and /sandbox
+# are as documented, every packaged guard exists.
+agent_image_smoke() {
+    local tag=$1 out
+    # shellcheck disable=SC2016 # runs inside the container
+    if ! out=$("$DOCKER" run --rm --network none --entrypoint /bin/bash "$tag" -euo pipefail -c '
+        bash -n /usr/local/bin/sandbox-entry
+        bash -n /usr/local/bin/gateway-launch
+        . /usr/local/lib/sandbox/lib.sh
+        [[ $(id -u gateway):$(id -g gateway) == 998:998 ]] || { echo "user gateway is not 998:998"; exit 1; }
+        [[ $(id -u sandbox):$(id -g sandbox) == 1000:1000 ]] || { echo "user sandbox is not 1000:1000"; exit 1; }
+        [[ $(stat -c %u:%g:%a /sandbox) == 1000:1000:755 ]] || { echo "/sandbox is not sandbox:sandbox 0755"; exit 1; }
+        for pair in "${STAGED_FILES[@]}"; do
+            [[ $(stat -c %u:%g:%a "${pair%%:*}") == 0:0:644 ]] || { echo "${pair%%:*} is not root:root 0644"; exit 1; }
+        done
+        [[ -f $CONFIG_TEMPLATE ]] || { echo "no $CONFIG_TEMPLATE"; exit 1; }
+        command -v "${GATEWAY_ARGV[0]}" >/dev/null || { echo "${GATEWAY_ARGV[0]} not on PATH"; exit 1; }
+        echo "smoke ok: $AGENT, ${#STAGED_FILES[@]} packaged guard file(s), launch: ${GATEWAY_ARGV[*]}"
+    ' 2>&1); then
+        printf '%s\n' "$out" >&2
+        die "smoke test of $tag failed"
+    fi
+    say "$out"
 }

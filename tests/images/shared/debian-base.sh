@@ -55,12 +55,17 @@ make_base_rootfs() {
     echo "debian-base: debootstrap --variant=minbase $suite (+$include)" >&2
     # debootstrap does not check Release Valid-Until, so a forky snapshot older than the machine clock is fine here.
     # (apt inside the rootfs would need Acquire::Check-Valid-Until=false; no recipe runs apt after this step.)
-    if ! debootstrap --variant=minbase --include="$include" --cache-dir="$debs" \
-        "$suite" "$rootfs" "$DEBIAN_MIRROR" "$script" >"$rootfs.log" 2>&1; then
+    # Two stages so that dpkg can be told not to fsync every file it unpacks (pure overhead for a rootfs that
+    # is packed right after): with force-unsafe-io the second stage takes ~60 % of the time.
+    if ! debootstrap --foreign --variant=minbase --include="$include" --cache-dir="$debs" \
+        "$suite" "$rootfs" "$DEBIAN_MIRROR" "$script" >"$rootfs.log" 2>&1 ||
+        ! echo force-unsafe-io >"$rootfs/etc/dpkg/dpkg.cfg.d/zz-build-unsafe-io" ||
+        ! chroot "$rootfs" /debootstrap/debootstrap --second-stage >>"$rootfs.log" 2>&1; then
         tail -n 30 "$rootfs.log" >&2
         echo "debian-base: debootstrap of $suite failed (last 30 log lines above)" >&2
         return 1
     fi
+    rm -f "$rootfs/etc/dpkg/dpkg.cfg.d/zz-build-unsafe-io"
     # Trim what a sandbox never needs (~160 MB): apt lists and archives, docs, man pages, non-C locales, logs.
     rm -rf "${rootfs:?}"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
         "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \

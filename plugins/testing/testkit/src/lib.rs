@@ -2,10 +2,10 @@
 //! tests can make one component loop, exhaust memory, panic, break the
 //! contract or try to escape its sandbox, then prove the next call is clean.
 
+use runner_plugin_sdk::bindings::runner::plugin::types::LinkReport;
 use runner_plugin_sdk::{
     Plugin, PluginInfo, RepairOutcome, Report, Sandbox, Settings, Target, link, setting,
 };
-use runner_plugin_sdk::bindings::runner::plugin::types::LinkReport;
 
 struct Testkit;
 
@@ -20,10 +20,18 @@ impl Plugin for Testkit {
                 link("beta", "health chosen by the `beta` setting", &["alpha"]),
             ],
             settings: vec![
-                setting("behaviour", "ok", "ok|loop|membomb|panic|escape-exec|symlink-write|undeclared-link|exec|sleep"),
+                setting(
+                    "behaviour",
+                    "ok",
+                    "ok|loop|membomb|panic|escape-exec|symlink-write|undeclared-link|exec|sleep",
+                ),
                 setting("beta", "healthy", "healthy|broken|unknown"),
                 setting("argv", "true", "comma-separated argv for behaviour=exec"),
-                setting("path", "/tmp/testkit-out", "target path for behaviour=symlink-write"),
+                setting(
+                    "path",
+                    "/tmp/testkit-out",
+                    "target path for behaviour=symlink-write",
+                ),
                 setting("sleep-ms", "0", "milliseconds to sleep for behaviour=sleep"),
             ],
             capabilities: vec!["exec".into(), "files".into(), "log".into()],
@@ -41,15 +49,20 @@ impl Plugin for Testkit {
             "escape-exec" => {
                 let other = Sandbox::new(format!("{}-other", target.sandbox));
                 match other.command(["true"]).run() {
-                    Ok(out) => Report::healthy("alpha", "exec in another sandbox ran").evidence("exit", out.exit_code),
-                    Err(e) => Report::broken("alpha", "exec in another sandbox failed").evidence("error", e.kind()).evidence("message", e),
+                    Ok(out) => Report::healthy("alpha", "exec in another sandbox ran")
+                        .evidence("exit", out.exit_code),
+                    Err(e) => Report::broken("alpha", "exec in another sandbox failed")
+                        .evidence("error", e.kind())
+                        .evidence("message", e),
                 }
             }
             "symlink-write" => {
                 let path = settings.get("path")?;
                 match sandbox.write(path, b"escaped\n", 0o644, 0, 0) {
                     Ok(()) => Report::healthy("alpha", "write succeeded"),
-                    Err(e) => Report::broken("alpha", "write failed").evidence("error", e.kind()).evidence("message", e),
+                    Err(e) => Report::broken("alpha", "write failed")
+                        .evidence("error", e.kind())
+                        .evidence("message", e),
                 }
             }
             "undeclared-link" => Report::healthy("gamma", "a link describe never declared"),
@@ -60,7 +73,9 @@ impl Plugin for Testkit {
                         .evidence("exit", out.exit_code)
                         .evidence("stdout", String::from_utf8_lossy(&out.stdout))
                         .evidence("stderr", String::from_utf8_lossy(&out.stderr)),
-                    Err(e) => Report::broken("alpha", "exec failed").evidence("error", e.kind()).evidence("message", e),
+                    Err(e) => Report::broken("alpha", "exec failed")
+                        .evidence("error", e.kind())
+                        .evidence("message", e),
                 }
             }
             "sleep" => {

@@ -1,0 +1,304 @@
+//! `runner demo`: the whole product in under a minute. Starts a fixture
+//! sandbox on the local engine, breaks it the way a container restart does
+//! (tmpfs `/tmp` wiped: no guards, no env file, no gateway; no forward) and
+//! with a dashboard origin the gateway does not allow yet, then runs
+//! `status`, `recover`, `status` and shows the three reports.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, RestartContainerOptionsBuilder,
+};
+
+use crate::audit::AuditLog;
+use crate::backend::Backend;
+use crate::backend::docker::DockerBackend;
+use crate::forward::ForwardRegistry;
+use crate::recovery::report::{Mode, Outcome};
+use crate::recovery::{Engine, Quiet, RunRequest};
+
+use super::plugin_cmd::{fail, load_or_exit, new_runtime};
+use super::{DemoArgs, exit};
+
+/// Removes the demo container and volume however the demo ends.
+struct Cleanup {
+    docker: Docker,
+    name: String,
+    keep: bool,
+}
+
+impl Cleanup {
+    async fn run(&self) {
+        if self.keep {
+            println!(
+                "\nkept sandbox {} (remove with: docker rm -f {0} && docker volume rm {0})",
+                self.name
+            );
+            return;
+        }
+        let _ = self
+            .docker
+            .remove_container(
+                &self.name,
+                Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+            )
+            .await;
+        let _ = self
+            .docker
+            .remove_volume(
+                &self.name,
+                Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
+            )
+            .await;
+    }
+}
+
+fn banner(text: &str) {
+    println!("\n━━ {text}");
+}
+
+pub async fn run(args: DemoArgs) -> ExitCode {
+    let backend = match DockerBackend::connect().await {
+        Ok(b) => b,
+        Err(e) => {
+            return fail(
+                exit::UNKNOWN,
+                &format!(
+                    "{e}. The demo needs a Docker engine: examples/demo.sh starts one and builds the fixture image"
+                ),
+            );
+        }
+    };
+    let docker = backend.client().clone();
+    if docker.inspect_image(&args.image).await.is_err() {
+        return fail(
+            exit::USAGE,
+            &format!(
+                "image {} not found; build it with `tests/images/build.sh fixture` (examples/demo.sh does)",
+                args.image
+            ),
+        );
+    }
+    let runtime = match new_runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let plugin = match load_or_exit(&runtime, "openclaw").await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let host_port = match free_port() {
+        Ok(p) => p,
+        Err(e) => return fail(exit::UNKNOWN, &format!("no free host port: {e}")),
+    };
+    let name = format!("runner-demo-{}", std::process::id());
+    let cleanup = Cleanup {
+        docker: docker.clone(),
+        name: name.clone(),
+        keep: args.keep,
+    };
+    let code = demo(
+        &args,
+        &docker,
+        Arc::new(backend),
+        &runtime,
+        &plugin,
+        &name,
+        host_port,
+    )
+    .await;
+    cleanup.run().await;
+    code
+}
+
+async fn demo(
+    args: &DemoArgs,
+    docker: &Docker,
+    backend: Arc<dyn Backend>,
+    runtime: &crate::runtime::Runtime,
+    plugin: &crate::runtime::Plugin,
+    name: &str,
+    host_port: u16,
+) -> ExitCode {
+    // The fixture gateway imitates OpenClaw's layout; it proves origins over
+    // plain HTTP instead of OpenClaw's WebSocket handshake. The dashboard is
+    // served on a free host port whose origin the gateway does not allow yet.
+    let labels = HashMap::from([
+        ("runner.demo".to_string(), "1".to_string()),
+        ("runner.plugin".to_string(), "openclaw".to_string()),
+        ("runner.host-port".to_string(), host_port.to_string()),
+        (
+            "runner.dashboard-origin".to_string(),
+            format!("http://127.0.0.1:{host_port}"),
+        ),
+        (
+            "runner.origin-check".to_string(),
+            "http:/origin-check".to_string(),
+        ),
+        (
+            "runner.gateway-process".to_string(),
+            "fixture-gateway".to_string(),
+        ),
+        (
+            "runner.launch".to_string(),
+            "/usr/local/bin/fixture-launch".to_string(),
+        ),
+        // The fixture has no packaged env file: the plugin writes it.
+        ("runner.env-file-source".to_string(), String::new()),
+    ]);
+    banner(&format!(
+        "1/5 starting sandbox {name} from {} (keepalive mode)",
+        args.image
+    ));
+    let body = ContainerCreateBody {
+        image: Some(args.image.clone()),
+        labels: Some(labels),
+        env: Some(vec!["SANDBOX_MODE=keepalive".into()]),
+        host_config: Some(HostConfig {
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_string(),
+                "rw,mode=1777,size=16m".to_string(),
+            )])),
+            binds: Some(vec![format!("{name}:/sandbox")]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::default().name(name).build()),
+            body,
+        )
+        .await;
+    if let Err(e) = created {
+        return fail(
+            exit::UNKNOWN,
+            &format!("cannot create the demo sandbox: {e}"),
+        );
+    }
+    if let Err(e) = docker.start_container(name, None).await {
+        return fail(
+            exit::UNKNOWN,
+            &format!("cannot start the demo sandbox: {e}"),
+        );
+    }
+    if let Err(e) = wait_gateway(docker, name, Duration::from_secs(30)).await {
+        return fail(exit::UNKNOWN, &e);
+    }
+    println!(
+        "   gateway up inside the sandbox; the dashboard would be http://127.0.0.1:{host_port}"
+    );
+
+    banner("2/5 breaking it the way a container restart does: `docker restart` wipes /tmp");
+    let restarted = docker
+        .restart_container(
+            name,
+            Some(RestartContainerOptionsBuilder::default().t(2).build()),
+        )
+        .await;
+    if let Err(e) = restarted {
+        return fail(exit::UNKNOWN, &format!("docker restart failed: {e}"));
+    }
+    println!(
+        "   guards, env file and gateway are gone (keepalive mode never relaunches); no forward on :{host_port}"
+    );
+
+    let forwards = Arc::new(ForwardRegistry::new());
+    let audit_path = crate::paths::state_dir().join("audit.jsonl");
+    let engine = Engine {
+        runtime,
+        backend,
+        forwards,
+        audit: Some(Arc::new(AuditLog::new(audit_path.clone()))),
+        progress: &Quiet,
+    };
+    let mut last = Outcome::Unknown;
+    for (step, mode, title) in [
+        (
+            3,
+            Mode::Status,
+            "runner status   (probe only, never mutates)",
+        ),
+        (
+            4,
+            Mode::Recover,
+            "runner recover  (repair what is broken, in dependency order, verify)",
+        ),
+        (5, Mode::Status, "runner status   (prove it)"),
+    ] {
+        banner(&format!("{step}/5 {title}"));
+        let started = Instant::now();
+        let report = match engine
+            .run(RunRequest {
+                plugin,
+                sandbox: name,
+                mode,
+                cli_settings: &[],
+                timeout: Duration::from_secs(60),
+            })
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return fail(exit::USAGE, &e.to_string()),
+        };
+        print!("{}", report.to_human());
+        println!(
+            "   (exit code {}, {} ms)",
+            report.outcome.exit_code(),
+            started.elapsed().as_millis()
+        );
+        last = report.outcome;
+    }
+    println!(
+        "\nEvery mutation above is in the audit log: {}",
+        audit_path.display()
+    );
+    ExitCode::from(last.exit_code())
+}
+
+/// Wait until the gateway answers `/health` inside the sandbox (busybox
+/// wget in the fixture image), bounded.
+async fn wait_gateway(docker: &Docker, name: &str, limit: Duration) -> Result<(), String> {
+    let backend = DockerBackend::connect().await.map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let probe = backend
+            .connect_loopback(name, 18789, Duration::from_secs(1))
+            .await;
+        if probe.is_ok() {
+            return Ok(());
+        }
+        let state = docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+            .ok()
+            .and_then(|i| i.state)
+            .and_then(|s| s.running);
+        if state == Some(false) {
+            return Err(format!(
+                "demo sandbox {name} stopped while starting; see `docker logs {name}`"
+            ));
+        }
+        if started.elapsed() >= limit {
+            return Err(format!(
+                "the gateway in {name} did not start listening within {} s",
+                limit.as_secs()
+            ));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

@@ -1,0 +1,868 @@
+//! Issue 4 acceptance, fast half: every scenario the fixture image can
+//! express, driven through the real `runner` binary (`status`/`recover
+//! --json`) against a real Docker engine. Each test checks the exit code, the
+//! `runner.report/v1` report, and the sandbox from outside (docker exec,
+//! the container's network namespace, the host port). Without an engine the
+//! tests fail (never skip).
+
+#[path = "support/e2e.rs"]
+mod e2e;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bollard::models::ContainerStateStatusEnum;
+use e2e::{Runner, Target};
+use runner_e2e::layout::{self, CIAO_CRASH_TEXT, OPENCLAW_CONFIG, OPENCLAW_PORT};
+use runner_e2e::ports::FOREIGN_BODY;
+use runner_e2e::wait::{poll_until, poll_value};
+use runner_e2e::{Engine, ForeignListener, Mode, Sandbox, SandboxSpec, free_port, images};
+use serde_json::Value;
+
+/// The fixture gateway serves within a second; generous for a loaded box.
+const READY: Duration = Duration::from_secs(20);
+
+async fn fixture_spec(mode: Mode, prefix: &str) -> Result<SandboxSpec> {
+    Ok(SandboxSpec::new(images::ensure("fixture").await?)
+        .mode(mode)
+        .name_prefix(format!("e2e-{prefix}")))
+}
+
+/// A keepalive fixture sandbox (PID 1 launches the gateway on the first boot
+/// only, as NemoClaw#2042) whose gateway answers /health.
+async fn healthy_keepalive(prefix: &str) -> Result<Sandbox> {
+    let engine = Engine::connect().await?;
+    let sb = Sandbox::create(&engine, fixture_spec(Mode::Keepalive, prefix).await?).await?;
+    sb.wait_http_ok(OPENCLAW_PORT, "/health", READY).await?;
+    Ok(sb)
+}
+
+/// The staged guard chain and the state lock, for snapshots.
+fn chain_paths() -> Vec<String> {
+    let mut paths = layout::staged_guard_paths();
+    paths.push(layout::PROXY_ENV_FILE.to_string());
+    paths
+}
+
+async fn chain_snapshot(sb: &Sandbox) -> Result<String> {
+    let paths = chain_paths();
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    e2e::snapshot(sb, &refs).await
+}
+
+/// The fixture's own view of the process serving a request.
+fn served_identity(body: &str) -> Result<(u32, u64)> {
+    let v: Value = serde_json::from_str(body).with_context(|| format!("/fixture/info: {body}"))?;
+    Ok((
+        u32::try_from(v["pid"].as_u64().context("no pid")?)?,
+        v["startTime"].as_u64().context("no startTime")?,
+    ))
+}
+
+async fn origin_status(sb: &Sandbox, origin: &str) -> Result<u16> {
+    Ok(sb
+        .http_get(OPENCLAW_PORT, "/origin-check", &[("Origin", origin)])
+        .await?
+        .status)
+}
+
+/// Common outside checks after a recover that relaunched the gateway: a new
+/// identity, serving /health, launched with every guard, no naked crash in
+/// the log, the state lock naming the new gateway. Returns the new identity.
+async fn assert_relaunched(sb: &Sandbox, run: &e2e::Run, old: (u32, u64)) -> Result<(u32, u64)> {
+    let new = sb.sole_gateway().await?;
+    assert_ne!(new, old, "a new gateway process");
+    assert_eq!(
+        run.evidence("gateway", "pid"),
+        Some(new.0.to_string()),
+        "{}",
+        run.context()
+    );
+    assert_eq!(
+        sb.proc_start_time(old.0).await?.filter(|s| *s == old.1),
+        None,
+        "old gateway {old:?} is gone"
+    );
+    let health = sb.http_get(OPENCLAW_PORT, "/health", &[]).await?;
+    assert_eq!(health.status, 200, "{health:?}");
+    e2e::assert_launched_guarded(sb, new.0).await?;
+    let log = sb.gateway_log().await?;
+    assert!(
+        !log.contains(CIAO_CRASH_TEXT),
+        "a naked gateway crashed:\n{log}"
+    );
+    let lock = layout::gateway_state_lock();
+    assert_eq!(
+        sb.lock_owner(&lock).await?,
+        Some(new),
+        "{lock} must belong to the new gateway"
+    );
+    Ok(new)
+}
+
+#[tokio::test]
+async fn healthy_sandbox_twice_status_0_recover_0_and_nothing_changes() -> Result<()> {
+    let sb = healthy_keepalive("healthy").await?;
+    let port = free_port()?;
+    let t = Target::fixture(&sb, port);
+    let runner = Runner::new("healthy");
+
+    // The first recover only has to bring up the forward.
+    let first = runner.recover(&t).await;
+    first.expect(0, "recovered");
+    assert_eq!(
+        first.mutation_kinds(),
+        ["forward.ensure"],
+        "{}",
+        first.context()
+    );
+    let gateway = sb.sole_gateway().await?;
+    let mut paths = chain_paths();
+    paths.push(OPENCLAW_CONFIG.into());
+    paths.push(layout::gateway_state_lock());
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let files = e2e::snapshot(&sb, &refs).await?;
+
+    for round in 1..=2 {
+        let audit_before = runner.audit().len();
+        let status = runner.status(&t).await;
+        e2e::expect_steady_status(&status, "openclaw");
+        assert_eq!(
+            runner.audit().len(),
+            audit_before,
+            "status wrote to the audit log"
+        );
+
+        let recover = runner.recover(&t).await;
+        e2e::expect_steady_recover(&recover, "openclaw", port);
+        let added = e2e::audit_since(&runner, audit_before);
+        if e2e::FORWARDS_OUTLIVE_RECOVER {
+            assert!(
+                added.is_empty(),
+                "round {round}: audit log changed: {added:?}"
+            );
+        } else {
+            assert_eq!(added.len(), 1, "round {round}: {added:?}");
+            assert_eq!(added[0]["action"], "forward.ensure");
+            assert_eq!(added[0]["sandbox"], sb.name());
+        }
+        if let Some(body) = e2e::assert_forward_after_run(&recover, port, "/fixture/info").await {
+            assert_eq!(
+                served_identity(&body)?,
+                gateway,
+                "the forward reaches the same gateway"
+            );
+        }
+
+        assert_eq!(
+            sb.sole_gateway().await?,
+            gateway,
+            "round {round}: the gateway was touched"
+        );
+        assert_eq!(
+            e2e::snapshot(&sb, &refs).await?,
+            files,
+            "round {round}: files changed"
+        );
+        e2e::assert_guards_staged(&sb).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn kill_9_in_keepalive_is_recovered_with_a_new_pid() -> Result<()> {
+    let sb = healthy_keepalive("kill9").await?;
+    let port = free_port()?;
+    let t = Target::fixture(&sb, port);
+    let runner = Runner::new("kill9");
+    let old = sb.sole_gateway().await?;
+    let lock = layout::gateway_state_lock();
+    assert_eq!(sb.lock_owner(&lock).await?, Some(old));
+    let guards = chain_snapshot(&sb).await?;
+
+    sb.kill_gateway_9().await?;
+    assert_eq!(
+        sb.lock_owner(&lock).await?,
+        Some(old),
+        "kill -9 leaves the lock of the dead gateway"
+    );
+
+    let status = runner.status(&t).await;
+    status.expect(1, "broken");
+    assert_eq!(
+        status.failing_layer().as_deref(),
+        Some("locks"),
+        "{}",
+        status.context()
+    );
+    status.assert_link("locks", "broken", "none", "broken");
+    status.assert_link("gateway", "broken", "none", "broken");
+    assert!(runner.audit().is_empty(), "status mutated");
+
+    let run = runner.recover(&t).await;
+    run.expect(0, "recovered");
+    run.assert_link("guards", "healthy", "none", "healthy");
+    run.assert_link("locks", "broken", "repaired", "healthy");
+    run.assert_link("gateway", "broken", "repaired", "healthy");
+    run.assert_all_healthy_after();
+    let removed = run
+        .mutation_index("files.remove-if", &lock)
+        .context("stale lock removal")?;
+    let spawned = run
+        .mutation_index("spawn.detached", "fixture-launch")
+        .context("launch")?;
+    assert!(
+        removed < spawned,
+        "lock removed before the launch\n{}",
+        run.context()
+    );
+    assert!(
+        !run.mutation_kinds().iter().any(|k| k == "files.write"),
+        "guards were intact: nothing to write\n{}",
+        run.context()
+    );
+
+    assert_relaunched(&sb, &run, old).await?;
+    assert_eq!(
+        chain_snapshot(&sb).await?,
+        guards,
+        "the guard chain was left as it was"
+    );
+    e2e::assert_guards_staged(&sb).await?;
+    e2e::assert_forward_after_run(&run, port, "/health").await;
+    let audit: Vec<String> = runner
+        .audit()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        audit,
+        run.mutation_kinds(),
+        "the audit log has every mutation, in order"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_restart_restages_guards_before_the_launch() -> Result<()> {
+    let sb = healthy_keepalive("restart").await?;
+    let port = free_port()?;
+    let t = Target::fixture(&sb, port);
+    let runner = Runner::new("restart");
+    let old = sb.sole_gateway().await?;
+
+    sb.docker_restart().await?;
+    let tmp = sb.tmp_entries().await?;
+    for g in layout::GUARD_NAMES {
+        assert!(!tmp.iter().any(|e| e == g), "tmpfs wiped: {tmp:?}");
+    }
+    assert!(
+        sb.gateway_pids().await?.is_empty(),
+        "keepalive relaunches nothing"
+    );
+
+    let status = runner.status(&t).await;
+    status.expect(1, "broken");
+    assert_eq!(
+        status.failing_layer().as_deref(),
+        Some("guards"),
+        "{}",
+        status.context()
+    );
+
+    let run = runner.recover(&t).await;
+    run.expect(0, "recovered");
+    for link in ["guards", "gateway", "forward"] {
+        run.assert_link(link, "broken", "repaired", "healthy");
+    }
+    run.assert_all_healthy_after();
+    // Every staged file is written before the one launch.
+    let spawned = run
+        .mutation_index("spawn.detached", "fixture-launch")
+        .context("launch")?;
+    assert_eq!(
+        run.mutation_kinds()
+            .iter()
+            .filter(|k| *k == "spawn.detached")
+            .count(),
+        1,
+        "{}",
+        run.context()
+    );
+    for path in chain_paths() {
+        let written = run
+            .mutation_index("files.write", &path)
+            .with_context(|| format!("{path} written"))?;
+        assert!(
+            written < spawned,
+            "{path} staged after the launch\n{}",
+            run.context()
+        );
+    }
+    let audit: Vec<String> = runner
+        .audit()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        audit,
+        run.mutation_kinds(),
+        "the audit log has every mutation, in order"
+    );
+
+    e2e::assert_guards_staged(&sb).await?;
+    // PID 1 did not launch anything: the pid space restarted, so compare the
+    // start time rather than the pid.
+    assert_relaunched(&sb, &run, old).await?;
+    e2e::assert_forward_after_run(&run, port, "/health").await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn env_file_deleted_and_gateway_killed_never_launches_naked() -> Result<()> {
+    let sb = healthy_keepalive("envfile").await?;
+    let port = free_port()?;
+    let t = Target::fixture(&sb, port);
+    let runner = Runner::new("envfile");
+    let old = sb.sole_gateway().await?;
+
+    sb.delete_env_file().await?;
+    sb.kill_gateway_9().await?;
+
+    let status = runner.status(&t).await;
+    status.expect(1, "broken");
+    assert_eq!(
+        status.failing_layer().as_deref(),
+        Some("guards"),
+        "{}",
+        status.context()
+    );
+
+    let run = runner.recover(&t).await;
+    run.expect(0, "recovered");
+    run.assert_link("guards", "broken", "repaired", "healthy");
+    run.assert_link("gateway", "broken", "repaired", "healthy");
+    let env_written = run
+        .mutation_index("files.write", layout::PROXY_ENV_FILE)
+        .context("env file restored")?;
+    let spawned = run
+        .mutation_index("spawn.detached", "fixture-launch")
+        .context("launch")?;
+    assert!(
+        env_written < spawned,
+        "env file restored before the launch\n{}",
+        run.context()
+    );
+    // The launch sources the env file (and fails if it cannot).
+    let launch = &run.mutations()[spawned];
+    assert!(
+        launch.detail.contains(layout::PROXY_ENV_FILE),
+        "launch without the env file: {launch:?}"
+    );
+
+    e2e::assert_guards_staged(&sb).await?;
+    assert_relaunched(&sb, &run, old).await?;
+    e2e::assert_forward_after_run(&run, port, "/health").await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn group_writable_guard_source_is_refused_and_nothing_launches() -> Result<()> {
+    let sb = healthy_keepalive("gwsource").await?;
+    let port = free_port()?;
+    let t = Target::fixture(&sb, port);
+    let runner = Runner::new("gwsource");
+    let source = format!("{}/{}", layout::PACKAGED_PRELOADS, layout::GUARD_NAMES[1]);
+    sb.exec(&["chmod", "g+w", &source], Some("0"))
+        .await?
+        .check("chmod g+w")?;
+    sb.delete_guards().await?;
+    sb.kill_gateway_9().await?;
+
+    let run = runner.recover(&t).await;
+    run.expect(1, "broken");
+    assert_eq!(
+        run.failing_layer().as_deref(),
+        Some("guards"),
+        "{}",
+        run.context()
+    );
+    run.assert_link("guards", "broken", "refused", "broken");
+    run.assert_link("gateway", "broken", "skipped", "broken");
+    assert!(
+        run.message().contains("group-writable") && run.message().contains(&source),
+        "{}",
+        run.context()
+    );
+    assert!(
+        run.mutations().is_empty(),
+        "nothing may change\n{}",
+        run.context()
+    );
+    assert!(runner.audit().is_empty());
+
+    // From outside: no gateway comes up, nothing staged, the source untouched.
+    sb.assert_no_gateway_for("fixture-gateway", OPENCLAW_PORT, Duration::from_secs(2))
+        .await?;
+    for staged in layout::staged_guard_paths() {
+        assert_eq!(
+            sb.file_meta(&staged).await?,
+            None,
+            "{staged} was staged from an untrusted source"
+        );
+    }
+    assert_eq!(
+        sb.file_meta(&source).await?.as_deref(),
+        Some("regular file 0:0 664")
+    );
+    assert!(
+        !sb.gateway_log().await?.contains(CIAO_CRASH_TEXT),
+        "a naked gateway ran"
+    );
+    assert!(e2e::host_port_free(port), "no forward for a broken sandbox");
+    Ok(())
+}
+
+#[tokio::test]
+async fn recreate_on_the_same_volume_retargets_the_forward() -> Result<()> {
+    let mut sb = healthy_keepalive("recreate").await?;
+    let port = free_port()?;
+    let t = Target::fixture(&sb, port);
+    let runner = Runner::new("recreate");
+    runner.recover(&t).await.expect(0, "recovered");
+    let old = sb.sole_gateway().await?;
+    let old_id = sb.id().to_string();
+
+    sb.recreate_same_volume().await?;
+    assert_ne!(sb.id(), old_id);
+    // Keepalive on a booted volume: no gateway in the new container.
+    assert!(sb.gateway_pids().await?.is_empty());
+
+    let run = runner.recover(&t).await;
+    run.expect(0, "recovered");
+    run.assert_all_healthy_after();
+    assert_eq!(
+        run.evidence("sandbox", "container").as_deref(),
+        sb.id().get(..12),
+        "{}",
+        run.context()
+    );
+    run.assert_link("gateway", "broken", "repaired", "healthy");
+    assert_eq!(
+        run.transition("dashboard").2,
+        "healthy",
+        "served end to end through the forward\n{}",
+        run.context()
+    );
+    let new = assert_relaunched(&sb, &run, old).await?;
+    if let Some(body) = e2e::assert_forward_after_run(&run, port, "/fixture/info").await {
+        assert_eq!(
+            served_identity(&body)?,
+            new,
+            "the forward reaches the new container's gateway"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn missing_dashboard_origin_is_patched_and_hot_reloaded() -> Result<()> {
+    let sb = healthy_keepalive("cors").await?;
+    let port = free_port()?;
+    let origin = format!("http://127.0.0.1:{port}");
+    let t = Target::fixture(&sb, port).set("dashboard-origin", &origin);
+    let runner = Runner::new("cors");
+    let gateway = sb.sole_gateway().await?;
+    let before = sb.read_file(OPENCLAW_CONFIG).await?.context("config")?;
+    let meta = sb.file_meta(OPENCLAW_CONFIG).await?;
+    assert_eq!(
+        origin_status(&sb, &origin).await?,
+        403,
+        "the origin starts out rejected"
+    );
+
+    let status = runner.status(&t).await;
+    status.expect(1, "broken");
+    assert_eq!(
+        status.failing_layer().as_deref(),
+        Some("cors"),
+        "{}",
+        status.context()
+    );
+
+    let run = runner.recover(&t).await;
+    run.expect(0, "recovered");
+    run.assert_link("cors", "broken", "repaired", "healthy");
+    run.assert_link("gateway", "healthy", "none", "healthy");
+    run.assert_all_healthy_after();
+    assert!(
+        !run.mutation_kinds()
+            .iter()
+            .any(|k| k.starts_with("spawn.") || k.starts_with("processes.")),
+        "a hot reload needs no restart\n{}",
+        run.context()
+    );
+
+    let after = sb.read_file(OPENCLAW_CONFIG).await?.context("config")?;
+    e2e::assert_only_origin_inserted(&before, &after, &origin)?;
+    assert_eq!(
+        sb.file_meta(OPENCLAW_CONFIG).await?,
+        meta,
+        "owner and mode kept"
+    );
+    let backups = e2e::backups_of(&sb, OPENCLAW_CONFIG).await?;
+    assert_eq!(backups.len(), 1, "one backup: {backups:?}");
+    assert_eq!(
+        sb.read_file(&backups[0]).await?.as_deref(),
+        Some(before.as_str()),
+        "backup is the original"
+    );
+    assert_eq!(
+        sb.file_meta(&backups[0]).await?,
+        meta,
+        "backup keeps owner and mode"
+    );
+    assert!(
+        run.mutation_index("files.write", &backups[0]).is_some(),
+        "{}",
+        run.context()
+    );
+
+    assert_eq!(
+        sb.sole_gateway().await?,
+        gateway,
+        "hot reload: same gateway process"
+    );
+    poll_value(
+        "the gateway to accept the dashboard origin",
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || origin_status(&sb, &origin),
+        |s| *s == 200,
+    )
+    .await?;
+    assert!(
+        sb.gateway_log()
+            .await?
+            .contains("config hot reload applied")
+    );
+    e2e::assert_forward_after_run(&run, port, "/health").await;
+
+    // Nothing left to do for cors.
+    let again = runner.recover(&t).await;
+    e2e::expect_steady_recover(&again, "openclaw", port);
+    assert_eq!(
+        sb.read_file(OPENCLAW_CONFIG).await?.as_deref(),
+        Some(after.as_str())
+    );
+    assert_eq!(e2e::backups_of(&sb, OPENCLAW_CONFIG).await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn wedged_gateway_is_detected_and_replaced() -> Result<()> {
+    let sb = healthy_keepalive("wedge").await?;
+    let port = free_port()?;
+    let t = Target::fixture(&sb, port);
+    let runner = Runner::new("wedge");
+
+    // Replace the gateway by one that serves for a second, then stays alive
+    // without a listener (OpenClaw's "Process will stay alive").
+    sb.kill_gateway_9().await?;
+    sb.exec(
+        &[
+            "/usr/local/bin/fixture-launch",
+            "--mode",
+            "serve-then-wedge",
+            "--wedge-after",
+            "1",
+        ],
+        Some("0"),
+    )
+    .await?
+    .check("launch a wedging gateway")?;
+    poll_until(
+        "the gateway to wedge",
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        || async {
+            let wedged = sb.gateway_log().await?.contains("Process will stay alive")
+                && !sb.tcp_listening(OPENCLAW_PORT).await?;
+            Ok(wedged.then_some(()))
+        },
+    )
+    .await?;
+    let wedged = sb.sole_gateway().await?;
+
+    let status = runner.status(&t).await;
+    status.expect(1, "broken");
+    assert_eq!(
+        status.failing_layer().as_deref(),
+        Some("gateway"),
+        "{}",
+        status.context()
+    );
+    status.assert_link("gateway", "broken", "none", "broken");
+    assert_eq!(
+        sb.sole_gateway().await?,
+        wedged,
+        "status touched the gateway"
+    );
+
+    let run = runner.recover(&t).await;
+    run.expect(0, "recovered");
+    run.assert_link("gateway", "broken", "repaired", "healthy");
+    run.assert_all_healthy_after();
+    let new = assert_relaunched(&sb, &run, wedged).await?;
+    let info = sb.http_get(OPENCLAW_PORT, "/fixture/info", &[]).await?;
+    assert_eq!(served_identity(&info.body)?, new);
+    assert!(
+        !info.body.contains("serve-then-wedge"),
+        "the replacement runs the image's normal mode: {}",
+        info.body
+    );
+    e2e::assert_forward_after_run(&run, port, "/health").await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn foreign_listener_on_the_host_port_is_never_touched() -> Result<()> {
+    let sb = healthy_keepalive("foreign").await?;
+    let port = free_port()?;
+    let foreign = ForeignListener::occupy(port)?;
+    let t = Target::fixture(&sb, port);
+    let runner = Runner::new("foreign");
+    let gateway = sb.sole_gateway().await?;
+
+    let run = runner.recover(&t).await;
+    run.expect(1, "broken");
+    assert_eq!(
+        run.failing_layer().as_deref(),
+        Some("forward"),
+        "{}",
+        run.context()
+    );
+    let (before, action, after) = run.transition("forward");
+    assert_eq!(
+        (before.as_str(), after.as_str()),
+        ("broken", "broken"),
+        "{}",
+        run.context()
+    );
+    assert_ne!(action, "repaired");
+    assert_eq!(
+        run.evidence("forward", "state").as_deref(),
+        Some("foreign"),
+        "{}",
+        run.context()
+    );
+    assert!(run.mutations().is_empty(), "{}", run.context());
+
+    // Still the foreign listener, still answering; the gateway untouched.
+    let reply = e2e::host_get(port, "/health", &[]).await?;
+    assert_eq!((reply.status, reply.body.as_str()), (200, FOREIGN_BODY));
+    assert_eq!(sb.sole_gateway().await?, gateway);
+    drop(foreign);
+    Ok(())
+}
+
+#[tokio::test]
+async fn foreign_listener_owner_is_named() -> Result<()> {
+    let sb = healthy_keepalive("foreign-owner").await?;
+    let port = free_port()?;
+    let _foreign = ForeignListener::occupy(port)?;
+    let runner = Runner::new("foreign-owner");
+
+    let run = runner.recover(&Target::fixture(&sb, port)).await;
+    run.expect(1, "broken");
+    // The listener lives in this test process: the report must say so.
+    let owner = format!("pid {}", std::process::id());
+    assert!(
+        run.summary("forward").contains(&owner) && run.message().contains(&owner),
+        "the foreign owner ({owner}) is not named\n{}",
+        run.context()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn stopped_container_is_started_by_recover() -> Result<()> {
+    let sb = healthy_keepalive("stopped").await?;
+    let port = free_port()?;
+    let t = Target::fixture(&sb, port);
+    let runner = Runner::new("stopped");
+    sb.stop().await?;
+
+    let status = runner.status(&t).await;
+    status.expect(1, "broken");
+    assert_eq!(
+        status.failing_layer().as_deref(),
+        Some("sandbox"),
+        "{}",
+        status.context()
+    );
+    assert!(status.message().contains("recover"), "{}", status.context());
+    assert_eq!(
+        sb.status().await?,
+        ContainerStateStatusEnum::EXITED,
+        "status never starts a sandbox"
+    );
+
+    let run = runner.recover(&t).await;
+    run.expect(0, "recovered");
+    run.assert_link("sandbox", "broken", "repaired", "healthy");
+    run.assert_link("gateway", "broken", "repaired", "healthy");
+    run.assert_all_healthy_after();
+    assert_eq!(
+        run.mutation_kinds().first().map(String::as_str),
+        Some("sandbox.start"),
+        "{}",
+        run.context()
+    );
+    assert_eq!(runner.audit()[0]["action"], "sandbox.start");
+
+    assert_eq!(sb.status().await?, ContainerStateStatusEnum::RUNNING);
+    e2e::assert_guards_staged(&sb).await?;
+    let (pid, _) = sb.sole_gateway().await?;
+    e2e::assert_launched_guarded(&sb, pid).await?;
+    assert_eq!(
+        sb.http_get(OPENCLAW_PORT, "/health", &[]).await?.status,
+        200
+    );
+    e2e::assert_forward_after_run(&run, port, "/health").await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn paused_container_is_reported_and_left_paused() -> Result<()> {
+    let sb = healthy_keepalive("paused").await?;
+    let port = free_port()?;
+    let t = Target::fixture(&sb, port);
+    let runner = Runner::new("paused");
+    let gateway = sb.sole_gateway().await?;
+    sb.pause().await?;
+
+    let run = runner.recover(&t).await;
+    run.expect(1, "broken");
+    assert_eq!(
+        run.failing_layer().as_deref(),
+        Some("sandbox"),
+        "{}",
+        run.context()
+    );
+    run.assert_link("sandbox", "broken", "none", "broken");
+    assert!(run.message().contains("unpause"), "{}", run.context());
+    assert!(
+        run.mutations().is_empty() && runner.audit().is_empty(),
+        "{}",
+        run.context()
+    );
+    assert_eq!(
+        sb.status().await?,
+        ContainerStateStatusEnum::PAUSED,
+        "runner unpaused it"
+    );
+    assert!(e2e::host_port_free(port));
+
+    sb.unpause().await?;
+    assert_eq!(
+        sb.sole_gateway().await?,
+        gateway,
+        "the gateway was not touched"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_calls_a_gateway_answering_500_broken() -> Result<()> {
+    let engine = Engine::connect().await?;
+    let spec = fixture_spec(Mode::Keepalive, "http500")
+        .await?
+        .env("FIXTURE_HEALTH_STATUS", "500");
+    let sb = Sandbox::create(&engine, spec).await?;
+    poll_until(
+        "/health to answer 500",
+        READY,
+        Duration::from_millis(100),
+        || async {
+            Ok((sb.http_get(OPENCLAW_PORT, "/health", &[]).await?.status == 500).then_some(()))
+        },
+    )
+    .await?;
+    let gateway = sb.sole_gateway().await?;
+    let runner = Runner::new("http500");
+
+    let run = runner.status(&Target::fixture(&sb, free_port()?)).await;
+    run.expect(1, "broken");
+    assert_eq!(
+        run.failing_layer().as_deref(),
+        Some("gateway"),
+        "{}",
+        run.context()
+    );
+    run.assert_link("gateway", "broken", "none", "broken");
+    assert_eq!(
+        run.evidence("gateway", "http").as_deref(),
+        Some("500"),
+        "{}",
+        run.context()
+    );
+    assert!(run.summary("gateway").contains("500"), "{}", run.context());
+    assert!(run.mutations().is_empty() && runner.audit().is_empty());
+    assert_eq!(sb.sole_gateway().await?, gateway);
+    Ok(())
+}
+
+/// The engine answers nothing: exit 3 with the cause, nothing touched.
+fn unreachable_engine_args(json: bool) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "status",
+        "--plugin",
+        "openclaw",
+        "--sandbox",
+        "rt-e2e-nowhere",
+        "--timeout",
+        "10s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if json {
+        args.push("--json".into());
+    }
+    args
+}
+
+const NO_ENGINE: (&str, &str) = ("DOCKER_HOST", "unix:///nonexistent.sock");
+
+#[tokio::test]
+async fn status_with_an_unreachable_engine_is_unknown_exit_3() -> Result<()> {
+    let runner = Runner::new("noengine");
+    let run = runner
+        .run(&unreachable_engine_args(false), &[NO_ENGINE])
+        .await;
+    assert_eq!(run.code, Some(3), "{}", run.context());
+    assert!(
+        run.stderr.contains("/nonexistent.sock"),
+        "the cause is named\n{}",
+        run.context()
+    );
+    assert!(runner.audit().is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_json_with_an_unreachable_engine_is_one_unknown_report() -> Result<()> {
+    let runner = Runner::new("noengine-json");
+    let run = runner
+        .run(&unreachable_engine_args(true), &[NO_ENGINE])
+        .await;
+    run.expect(3, "unknown");
+    assert_eq!(run.transition("sandbox").2, "unknown", "{}", run.context());
+    assert!(
+        run.message().contains("/nonexistent.sock"),
+        "{}",
+        run.context()
+    );
+    Ok(())
+}

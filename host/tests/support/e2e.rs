@@ -1,0 +1,803 @@
+//! Shared by the end-to-end scenario tests (`e2e_fixture`, `e2e_openclaw`,
+//! `e2e_hermes`): running the real `runner` binary against a sandbox of the
+//! `runner_e2e` harness, reading its `runner.report/v1` JSON, and checking the
+//! sandbox from outside (docker exec, the container's network namespace, the
+//! host port), independently of what runner says about itself.
+//!
+//! Include with `#[path = "support/e2e.rs"] mod e2e;`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use runner_e2e::layout::{self, CIAO_CRASH_TEXT};
+use runner_e2e::{HttpReply, Sandbox};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Whether a forward started by `runner recover` keeps serving after the
+/// command exits (DESIGN §6: a detached forward process recorded in the state
+/// dir). Until that lands, every run re-creates the forward in-process and it
+/// dies with the process. Every assertion that depends on it goes through
+/// [`assert_forward_after_run`], [`expect_steady_recover`] and
+/// [`expect_steady_status`]; flipping this constant turns them from "what is
+/// true today" into the contract.
+pub const FORWARDS_OUTLIVE_RECOVER: bool = true;
+
+/// Backstop for one runner invocation (its own `--timeout` is shorter).
+const PROCESS_LIMIT: Duration = Duration::from_secs(300);
+
+/// The fixture image's own gateway, launcher and origin endpoint
+/// (plugins/README.md, "The fixture image").
+pub const FIXTURE_SETTINGS: &[(&str, &str)] = &[
+    ("gateway-process", "fixture-gateway"),
+    ("launch", "/usr/local/bin/fixture-launch"),
+    ("env-file-source", ""),
+    ("origin-check", "http:/origin-check"),
+];
+
+/// What one `runner status|recover` is pointed at.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub plugin: &'static str,
+    pub sandbox: String,
+    pub settings: Vec<(String, String)>,
+    pub timeout: String,
+    pub host_port: u16,
+}
+
+impl Target {
+    fn new(plugin: &'static str, sb: &Sandbox, host_port: u16) -> Target {
+        Target {
+            plugin,
+            sandbox: sb.name().to_string(),
+            settings: vec![("host-port".into(), host_port.to_string())],
+            timeout: "60s".into(),
+            host_port,
+        }
+    }
+
+    /// The openclaw plugin on a fixture sandbox.
+    pub fn fixture(sb: &Sandbox, host_port: u16) -> Target {
+        let mut t = Target::new("openclaw", sb, host_port);
+        for (k, v) in FIXTURE_SETTINGS {
+            t = t.set(k, v);
+        }
+        t
+    }
+
+    /// The openclaw plugin with its defaults (the runner-test/openclaw layout).
+    /// A real gateway start takes 10–40 s on the 2-core box, more under load.
+    pub fn openclaw(sb: &Sandbox, host_port: u16) -> Target {
+        Target::new("openclaw", sb, host_port).timeout("240s")
+    }
+
+    pub fn hermes(sb: &Sandbox, host_port: u16) -> Target {
+        Target::new("hermes", sb, host_port).timeout("90s")
+    }
+
+    pub fn set(mut self, key: &str, value: &str) -> Target {
+        self.settings.retain(|(k, _)| k != key);
+        self.settings.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn timeout(mut self, t: &str) -> Target {
+        self.timeout = t.into();
+        self
+    }
+
+    fn args(&self, command: &str) -> Vec<String> {
+        let mut args = vec![
+            command.to_string(),
+            "--plugin".into(),
+            self.plugin.into(),
+            "--sandbox".into(),
+            self.sandbox.clone(),
+            "--json".into(),
+            "--timeout".into(),
+            self.timeout.clone(),
+        ];
+        for (k, v) in &self.settings {
+            args.push("--set".into());
+            args.push(format!("{k}={v}"));
+        }
+        args
+    }
+}
+
+/// One test's runner: its own state dir (audit log, locks), a compile cache
+/// shared by the e2e tests of this build (atomic writes; speed only).
+pub struct Runner {
+    state: PathBuf,
+    cache: PathBuf,
+    /// Forward processes that runs reported, other than the run itself:
+    /// ended on drop (only if they are still this runner binary).
+    forward_pids: Mutex<Vec<u32>>,
+}
+
+impl Runner {
+    pub fn new(tag: &str) -> Runner {
+        let state = std::env::temp_dir().join(format!("runner-e2e-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state).expect("create state dir");
+        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runner-e2e-cache");
+        Runner {
+            state,
+            cache,
+            forward_pids: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+
+    pub async fn status(&self, t: &Target) -> Run {
+        self.run(&t.args("status"), &[]).await
+    }
+
+    pub async fn recover(&self, t: &Target) -> Run {
+        self.run(&t.args("recover"), &[]).await
+    }
+
+    /// `runner ARGS` with extra environment; never panics on the outcome.
+    pub async fn run(&self, args: &[String], env: &[(&str, &str)]) -> Run {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_runner"));
+        cmd.args(args)
+            .env("RUNNER_STATE_DIR", &self.state)
+            .env("RUNNER_CACHE_DIR", &self.cache)
+            .env_remove("RUNNER_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let started = Instant::now();
+        let child = cmd.spawn().expect("spawn the runner binary");
+        let pid = child.id();
+        let out = match tokio::time::timeout(PROCESS_LIMIT, child.wait_with_output()).await {
+            Ok(out) => out.expect("wait for runner"),
+            Err(_) => panic!("runner {args:?} ran longer than {PROCESS_LIMIT:?}"),
+        };
+        let run = Run {
+            args: args.to_vec(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        };
+        let forward_pid = run.json().and_then(|r| {
+            link_of(&r, "forward")
+                .and_then(|l| evidence_of(l, "pid"))
+                .and_then(|p| p.parse::<u32>().ok())
+        });
+        if let Some(fpid) = forward_pid
+            && Some(fpid) != pid
+        {
+            self.forward_pids.lock().unwrap().push(fpid);
+        }
+        eprintln!(
+            "runner {} -> exit {:?} in {:.0?}",
+            args.iter().take(5).cloned().collect::<Vec<_>>().join(" "),
+            run.code,
+            run.elapsed
+        );
+        run
+    }
+
+    /// The audit log's records (empty when there is none).
+    pub fn audit(&self) -> Vec<Value> {
+        match std::fs::read_to_string(self.state.join("audit.jsonl")) {
+            Ok(text) => text
+                .lines()
+                .map(|l| {
+                    serde_json::from_str(l)
+                        .unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {l}"))
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        // Forwards this test's runs started: the product's own stop (identity-checked).
+        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+            .args(["forward", "stop", "--all"])
+            .env("RUNNER_STATE_DIR", &self.state)
+            .env("RUNNER_CACHE_DIR", &self.cache)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let me = std::fs::canonicalize(env!("CARGO_BIN_EXE_runner")).ok();
+        for pid in self.forward_pids.lock().unwrap().drain(..) {
+            // Only a process that is still this very binary (a pid may be reused).
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            if exe.is_some() && exe == me {
+                let _ = std::process::Command::new("kill")
+                    .arg(pid.to_string())
+                    .status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+fn link_of<'a>(report: &'a Value, id: &str) -> Option<&'a Value> {
+    report["links"].as_array()?.iter().find(|l| l["id"] == id)
+}
+
+fn evidence_of<'a>(link: &'a Value, key: &str) -> Option<&'a str> {
+    link["evidence"][key].as_str()
+}
+
+/// One finished runner invocation.
+#[derive(Debug)]
+pub struct Run {
+    pub args: Vec<String>,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    fn json(&self) -> Option<Value> {
+        serde_json::from_str(&self.stdout).ok()
+    }
+
+    /// Everything about the run, for assertion messages.
+    pub fn context(&self) -> String {
+        format!(
+            "runner {}\nexit {:?} after {:.1?}\nstdout:\n{}\nstderr:\n{}",
+            self.args.join(" "),
+            self.code,
+            self.elapsed,
+            self.stdout.trim_end(),
+            self.stderr.trim_end()
+        )
+    }
+
+    /// The report (stdout is exactly one JSON object).
+    pub fn report(&self) -> Value {
+        let v: Value = serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e})\n{}", self.context()));
+        assert_eq!(v["schema"], "runner.report/v1", "{}", self.context());
+        v
+    }
+
+    pub fn outcome(&self) -> String {
+        self.report()["outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Exit code and outcome, with the whole run in the message.
+    pub fn expect(&self, code: i32, outcome: &str) -> &Run {
+        let report = self.report();
+        assert_eq!(
+            (self.code, report["outcome"].as_str()),
+            (Some(code), Some(outcome)),
+            "exit code / outcome\n{}",
+            self.context()
+        );
+        let expected_exit = match outcome {
+            "healthy" | "recovered" => 0,
+            "broken" => 1,
+            "unknown" => 3,
+            "plugin-fault" => 4,
+            other => panic!("unknown outcome {other}"),
+        };
+        assert_eq!(
+            code, expected_exit,
+            "exit code must follow the outcome (DESIGN §8)"
+        );
+        self.check_shape();
+        self
+    }
+
+    /// Every link entry carries the v1 fields.
+    fn check_shape(&self) {
+        let report = self.report();
+        let links = report["links"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no links\n{}", self.context()));
+        for l in links {
+            for key in [
+                "id", "before", "action", "after", "summary", "evidence", "ms",
+            ] {
+                assert!(
+                    l.get(key).is_some(),
+                    "link without {key}: {l}\n{}",
+                    self.context()
+                );
+            }
+        }
+        assert!(report["mutations"].is_array(), "{}", self.context());
+        assert!(report["duration_ms"].is_u64(), "{}", self.context());
+    }
+
+    pub fn failing_layer(&self) -> Option<String> {
+        self.report()["failing_layer"].as_str().map(str::to_string)
+    }
+
+    pub fn message(&self) -> String {
+        self.report()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn link(&self, id: &str) -> Value {
+        link_of(&self.report(), id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no link {id}\n{}", self.context()))
+    }
+
+    pub fn link_ids(&self) -> Vec<String> {
+        self.report()["links"]
+            .as_array()
+            .map(|ls| {
+                ls.iter()
+                    .map(|l| l["id"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `(before, action, after)` of a link.
+    pub fn transition(&self, id: &str) -> (String, String, String) {
+        let l = self.link(id);
+        let s = |k: &str| l[k].as_str().unwrap_or_default().to_string();
+        (s("before"), s("action"), s("after"))
+    }
+
+    pub fn assert_link(&self, id: &str, before: &str, action: &str, after: &str) {
+        assert_eq!(
+            self.transition(id),
+            (before.to_string(), action.to_string(), after.to_string()),
+            "link {id}: (before, action, after)\n{}",
+            self.context()
+        );
+    }
+
+    pub fn summary(&self, id: &str) -> String {
+        self.link(id)["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn evidence(&self, link: &str, key: &str) -> Option<String> {
+        evidence_of(&self.link(link), key).map(str::to_string)
+    }
+
+    /// `capability.action` of every mutation, in order.
+    pub fn mutation_kinds(&self) -> Vec<String> {
+        self.mutations().into_iter().map(|m| m.kind).collect()
+    }
+
+    pub fn mutations(&self) -> Vec<Mutation> {
+        self.report()["mutations"]
+            .as_array()
+            .map(|ms| {
+                ms.iter()
+                    .map(|m| Mutation {
+                        kind: format!(
+                            "{}.{}",
+                            m["capability"].as_str().unwrap_or_default(),
+                            m["action"].as_str().unwrap_or_default()
+                        ),
+                        detail: m["detail"].as_str().unwrap_or_default().to_string(),
+                        result: m["result"].as_str().unwrap_or_default().to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Index of the first mutation of `kind` whose detail contains `needle`.
+    pub fn mutation_index(&self, kind: &str, needle: &str) -> Option<usize> {
+        self.mutations()
+            .iter()
+            .position(|m| m.kind == kind && m.detail.contains(needle))
+    }
+
+    /// Links whose `after` is not healthy.
+    pub fn unhealthy_after(&self) -> Vec<String> {
+        self.report()["links"]
+            .as_array()
+            .map(|ls| {
+                ls.iter()
+                    .filter(|l| l["after"] != "healthy")
+                    .map(|l| l["id"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn assert_all_healthy_after(&self) {
+        assert!(
+            self.unhealthy_after().is_empty(),
+            "links not healthy at the end: {:?}\n{}",
+            self.unhealthy_after(),
+            self.context()
+        );
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mutation {
+    /// `capability.action`, e.g. `files.write`, `spawn.detached`.
+    pub kind: String,
+    pub detail: String,
+    pub result: String,
+}
+
+/// The links the forward-dependent steady state leaves broken today: the
+/// forward died with the previous `runner` process, and the dashboard is
+/// reached through it.
+pub fn forward_dependent_links(plugin: &str) -> &'static [&'static str] {
+    match plugin {
+        "openclaw" => &["forward", "dashboard"],
+        _ => &["forward"],
+    }
+}
+
+/// A `status` of a sandbox whose gateway, guards, locks and config are fine
+/// and that a previous `recover` forwarded.
+pub fn expect_steady_status(run: &Run, plugin: &str) {
+    if FORWARDS_OUTLIVE_RECOVER {
+        run.expect(0, "healthy");
+        assert_eq!(run.failing_layer(), None, "{}", run.context());
+        run.assert_all_healthy_after();
+    } else {
+        // Today: the forward of the last recover died with it.
+        run.expect(1, "broken");
+        assert_eq!(
+            run.failing_layer().as_deref(),
+            Some("forward"),
+            "{}",
+            run.context()
+        );
+        let expected: Vec<String> = forward_dependent_links(plugin)
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            run.unhealthy_after(),
+            expected,
+            "only the forward (and what goes through it) is down\n{}",
+            run.context()
+        );
+        assert_eq!(run.transition("forward").0, "broken");
+        assert!(
+            run.summary("forward").contains("nothing listens"),
+            "{}",
+            run.context()
+        );
+    }
+    assert!(
+        run.mutations().is_empty(),
+        "status never mutates\n{}",
+        run.context()
+    );
+}
+
+/// A `recover` of a sandbox that is already healthy: zero mutations once
+/// forwards persist; today exactly one, re-creating the forward.
+pub fn expect_steady_recover(run: &Run, plugin: &str, host_port: u16) {
+    run.assert_all_healthy_after();
+    if FORWARDS_OUTLIVE_RECOVER {
+        run.expect(0, "healthy");
+        assert!(
+            run.mutations().is_empty(),
+            "a second recover must make zero mutations\n{}",
+            run.context()
+        );
+        for id in run.link_ids() {
+            assert_eq!(
+                run.transition(&id).1,
+                "none",
+                "link {id}\n{}",
+                run.context()
+            );
+        }
+    } else {
+        run.expect(0, "recovered");
+        assert_eq!(
+            run.mutation_kinds(),
+            ["forward.ensure"],
+            "only the forward is re-created\n{}",
+            run.context()
+        );
+        assert!(
+            run.mutations()[0]
+                .detail
+                .contains(&format!("127.0.0.1:{host_port}")),
+            "{}",
+            run.context()
+        );
+        for id in run.link_ids() {
+            let action = run.transition(&id).1;
+            let want = if id == "forward" { "repaired" } else { "none" };
+            assert_eq!(action, want, "link {id}\n{}", run.context());
+        }
+        let _ = plugin;
+    }
+}
+
+/// Audit records added since `before` (a previous `Runner::audit()`).
+pub fn audit_since(runner: &Runner, before: usize) -> Vec<Value> {
+    runner.audit().into_iter().skip(before).collect()
+}
+
+/// After a successful recover: the forward on `host_port` from the host's
+/// side. With persistent forwards GET `path` through it must answer 200 (and
+/// the body is returned); today the host port must be free again (the
+/// in-process forward ended with runner, nothing leaked) and `None` is
+/// returned. The report's dashboard/forward links prove it served during the run.
+pub async fn assert_forward_after_run(run: &Run, host_port: u16, path: &str) -> Option<String> {
+    assert_eq!(run.transition("forward").2, "healthy", "{}", run.context());
+    assert_eq!(
+        run.evidence("forward", "state").as_deref(),
+        Some("owned"),
+        "{}",
+        run.context()
+    );
+    if FORWARDS_OUTLIVE_RECOVER {
+        let reply = host_get(host_port, path, &[]).await.unwrap_or_else(|e| {
+            panic!(
+                "GET 127.0.0.1:{host_port}{path} through the forward: {e:#}\n{}",
+                run.context()
+            )
+        });
+        assert_eq!(reply.status, 200, "through the forward: {reply:?}");
+        Some(reply.body)
+    } else {
+        assert!(
+            host_port_free(host_port),
+            "host port {host_port} is still held after runner exited (leaked listener?)\n{}",
+            run.context()
+        );
+        None
+    }
+}
+
+/// GET http://127.0.0.1:PORT/PATH from the host (HTTP/1.1, Connection: close).
+pub async fn host_get(port: u16, path: &str, headers: &[(&str, &str)]) -> Result<HttpReply> {
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: runner-e2e\r\nConnection: close\r\n"
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    let talk = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .context("connect")?;
+        s.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await?;
+        runner_e2e::netns::parse_reply(&raw)
+    };
+    tokio::time::timeout(Duration::from_secs(5), talk)
+        .await
+        .with_context(|| format!("127.0.0.1:{port} did not answer within 5 s"))?
+}
+
+/// Nothing listens on 127.0.0.1:PORT (we could bind it).
+pub fn host_port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// Lines where the emulated DGX Spark failure killed a process. The ciao
+/// guard's notice quotes the same text when it neutralizes the failure; those
+/// lines are the guard working, not a crash.
+pub fn crash_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains(CIAO_CRASH_TEXT) && !l.starts_with("[nemoclaw-ciao-network-guard]"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every guard is staged root:root 0444, byte-identical to its packaged
+/// source, and the env file is root:root 0444 and requires each of them.
+pub async fn assert_guards_staged(sb: &Sandbox) -> Result<()> {
+    for (name, staged) in layout::GUARD_NAMES.iter().zip(layout::staged_guard_paths()) {
+        let meta = sb.file_meta(&staged).await?;
+        ensure!(
+            meta.as_deref() == Some("regular file 0:0 444"),
+            "{staged}: {meta:?}, want root:root 0444"
+        );
+        let source = format!("{}/{name}", layout::PACKAGED_PRELOADS);
+        let same = sb.exec(&["cmp", "-s", &source, &staged], Some("0")).await?;
+        ensure!(
+            same.success(),
+            "{staged} differs from its packaged source {source}"
+        );
+    }
+    let meta = sb.file_meta(layout::PROXY_ENV_FILE).await?;
+    ensure!(
+        meta.as_deref() == Some("regular file 0:0 444"),
+        "{}: {meta:?}",
+        layout::PROXY_ENV_FILE
+    );
+    let env = sb
+        .read_file(layout::PROXY_ENV_FILE)
+        .await?
+        .context("env file")?;
+    for staged in layout::staged_guard_paths() {
+        ensure!(
+            requires(&env, &staged),
+            "env file does not require {staged}:\n{env}"
+        );
+    }
+    Ok(())
+}
+
+/// An exact `--require PATH` / `--require=PATH` token.
+fn requires(text: &str, path: &str) -> bool {
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+        .collect();
+    words.iter().enumerate().any(|(i, w)| {
+        ((*w == "--require" || *w == "-r") && words.get(i + 1) == Some(&path))
+            || w.strip_prefix("--require=") == Some(path)
+    })
+}
+
+/// The gateway process `pid` was launched with every guard in its
+/// NODE_OPTIONS (read from /proc/PID/environ): the launch was not naked.
+pub async fn assert_launched_guarded(sb: &Sandbox, pid: u32) -> Result<()> {
+    // Root in the container lacks CAP_SYS_PTRACE: read it as the owner.
+    let meta = sb
+        .file_meta(&format!("/proc/{pid}"))
+        .await?
+        .with_context(|| format!("gateway pid {pid} is gone"))?;
+    let uid = meta
+        .split_whitespace()
+        .nth(1)
+        .and_then(|o| o.split(':').next())
+        .context("owner of /proc/PID")?
+        .to_string();
+    let out = sb
+        .exec(
+            &[
+                "sh",
+                "-c",
+                r#"tr '\000' '\n' < "/proc/$1/environ""#,
+                "environ",
+                &pid.to_string(),
+            ],
+            Some(&uid),
+        )
+        .await?
+        .check("read the gateway's environ")?;
+    let node_options = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("NODE_OPTIONS="))
+        .with_context(|| format!("gateway pid {pid} has no NODE_OPTIONS: a naked launch"))?;
+    for staged in layout::staged_guard_paths() {
+        ensure!(
+            requires(node_options, &staged),
+            "gateway pid {pid}: NODE_OPTIONS={node_options:?} lacks {staged}"
+        );
+    }
+    Ok(())
+}
+
+/// `name inode size mtime mode uid:gid` of each path (`-` when missing):
+/// equal snapshots mean nothing rewrote, replaced or re-owned the files.
+pub async fn snapshot(sb: &Sandbox, paths: &[&str]) -> Result<String> {
+    let mut argv = vec![
+        "sh",
+        "-c",
+        r#"for f in "$@"; do if [ -e "$f" ]; then stat -c '%n %i %s %Y %a %u:%g' -- "$f"; else echo "$f -"; fi; done"#,
+        "snapshot",
+    ];
+    argv.extend_from_slice(paths);
+    Ok(sb.exec(&argv, Some("0")).await?.check("snapshot")?.stdout)
+}
+
+/// `<config>.runner-bak.*` files next to `config`.
+pub async fn backups_of(sb: &Sandbox, config: &str) -> Result<Vec<String>> {
+    let out = sb
+        .exec(
+            &[
+                "sh",
+                "-c",
+                r#"for f in "$1".runner-bak.*; do [ -e "$f" ] && echo "$f"; done; true"#,
+                "ls",
+                config,
+            ],
+            Some("0"),
+        )
+        .await?
+        .check("list backups")?;
+    Ok(out.stdout.lines().map(str::to_string).collect())
+}
+
+/// `after` is `before` with exactly one more `"origin"` array element: strip
+/// the common prefix and suffix; what is left of `before` must be nothing and
+/// what is left of `after` only the quoted origin, a comma and whitespace.
+pub fn assert_only_origin_inserted(before: &str, after: &str, origin: &str) -> Result<()> {
+    let (b, a) = (before.as_bytes(), after.as_bytes());
+    let prefix = b.iter().zip(a).take_while(|(x, y)| x == y).count();
+    let max_suffix = b.len().min(a.len()) - prefix;
+    let suffix = b
+        .iter()
+        .rev()
+        .zip(a.iter().rev())
+        .take(max_suffix)
+        .take_while(|(x, y)| x == y)
+        .count();
+    let removed = &before[prefix..before.len() - suffix];
+    let inserted = &after[prefix..after.len() - suffix];
+    ensure!(
+        removed.is_empty(),
+        "the patch removed or changed {removed:?} (inserted {inserted:?})"
+    );
+    let quoted = format!("\"{origin}\"");
+    let Some(rest) = inserted.split_once(&quoted).map(|(x, y)| format!("{x}{y}")) else {
+        bail!("the inserted text {inserted:?} does not contain {quoted}");
+    };
+    ensure!(
+        rest.chars().all(|c| c == ',' || c.is_whitespace()),
+        "besides {quoted} the patch inserted {rest:?}"
+    );
+    Ok(())
+}
+
+/// Seconds since the Unix epoch at which a process with start time `ticks`
+/// (field 22 of /proc/PID/stat, clock ticks since boot; containers share the
+/// host's clock) started.
+pub fn start_time_to_unix(ticks: u64) -> f64 {
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|u| u.parse().ok()))
+        .unwrap_or(0.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    now - uptime + ticks as f64 / hz
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_insertion_is_recognized() {
+        let before = "{\n  // c\n  \"a\": [\"x\"],\n}\n";
+        let after = "{\n  // c\n  \"a\": [\"x\", \"o\"],\n}\n";
+        assert!(assert_only_origin_inserted(before, after, "o").is_ok());
+        let changed = "{\n  // c\n  \"a\": [\"y\", \"o\"],\n}\n";
+        assert!(assert_only_origin_inserted(before, changed, "o").is_err());
+        let lost_comment = "{\n  \"a\": [\"x\", \"o\"],\n}\n";
+        assert!(assert_only_origin_inserted(before, lost_comment, "o").is_err());
+    }
+
+    #[test]
+    fn require_tokens_are_exact() {
+        assert!(requires(
+            "export NODE_OPTIONS='--require /tmp/a.js'",
+            "/tmp/a.js"
+        ));
+        assert!(requires("--require=/tmp/a.js", "/tmp/a.js"));
+        assert!(!requires("--require /tmp/a.js.bak", "/tmp/a.js"));
+    }
+}
