@@ -563,6 +563,47 @@ async fn forward_exits_when_its_sandbox_is_gone_for_good() {
     assert!(log.contains("has been gone"), "{log}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn supervisor_restarts_a_dead_adopted_forward_in_process() {
+    let sb = fixture("fwd-watch").await;
+    let fw = Forwards::new("watch");
+    let spec = ForwardSpec::loopback(free_port().unwrap(), GATEWAY_PORT);
+    let backend = docker().await;
+    fw.registry(ForwardMode::Detached).ensure(backend.clone(), sb.name(), &spec).await.unwrap();
+    let detached = fw.record(spec.host_port).unwrap();
+
+    let watch = fw.registry(ForwardMode::InProcess);
+    let adopted = watch.ensure(backend.clone(), sb.name(), &spec).await.unwrap();
+    assert_eq!(adopted.pid, Some(detached.pid));
+    kill_identity(detached.pid, detached.start_time);
+    wait_gone(detached.pid, detached.start_time, Duration::from_secs(5)).await;
+
+    // First restart is immediate, and in-process this time.
+    let restarted = watch.ensure(backend, sb.name(), &spec).await.unwrap();
+    assert_eq!((restarted.state, restarted.pid), (ForwardState::Owned, Some(std::process::id())), "{restarted:?}");
+    assert_eq!(health_through(spec.host_port).await, 200);
+    let rec = fw.record(spec.host_port).expect("in-process forwards publish a record too");
+    assert_eq!((rec.mode, rec.pid), (RecordMode::InProcess, std::process::id()));
+
+    // Other commands see it as owned (verified by the socket it holds) and
+    // never signal the supervisor.
+    let v = json(&fw.runner(&["forward", "list", "--json"]));
+    assert_eq!((v[0]["state"].as_str(), v[0]["mode"].as_str()), (Some("owned"), Some("in-process")), "{v}");
+    let out = fw.runner(&["forward", "stop", "--port", &spec.host_port.to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("left"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(health_through(spec.host_port).await, 200);
+
+    // In-process forwards end with their supervisor, record included.
+    drop(watch);
+    assert!(fw.record(spec.host_port).is_none());
+    poll_until("the port to close", Duration::from_secs(5), Duration::from_millis(20), || async {
+        Ok(TcpStream::connect(spec.connect_addr()).is_err().then_some(()))
+    })
+    .await
+    .unwrap();
+}
+
 #[test]
 fn forward_serve_refuses_a_taken_port_without_writing_a_record() {
     let fw = Forwards::new("taken");

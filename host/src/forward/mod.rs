@@ -1384,6 +1384,38 @@ mod tests {
     }
 
     #[test]
+    fn supervised_restarts_count_each_death_once_and_reset_on_traffic() {
+        let reg = ForwardRegistry::with_options(ForwardOptions {
+            state_dir: std::env::temp_dir().join(format!("runner-sup-{}", std::process::id())),
+            ..ForwardOptions::new(ForwardMode::InProcess)
+        });
+        let addr = spec().addr();
+        // Never started here: not supervised, nothing to wait for.
+        assert_eq!(reg.restart_delay(addr, None), None);
+        reg.note_started(addr, 0);
+        // First death: restart at once.
+        assert_eq!(reg.restart_delay(addr, None), None);
+        reg.note_started(addr, 0);
+        // Second death: about a second, and asking again does not count again.
+        let wait = reg.restart_delay(addr, None).unwrap();
+        assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1), "{wait:?}");
+        let again = reg.restart_delay(addr, None).unwrap();
+        assert!(again <= wait);
+        assert_eq!(lock(&reg.supervised)[&addr].backoff.failures(), 2);
+        // A forward that carried traffic before dying starts from scratch.
+        reg.note_started(addr, 0);
+        let traffic = Observation {
+            record: Some(Ok(rec(RecordMode::Detached, SB, 18789))),
+            ..Default::default()
+        };
+        assert_eq!(reg.restart_delay(addr, Some(&traffic)), None);
+        // Detached registries do not supervise.
+        let one_shot = ForwardRegistry::with_options(ForwardOptions::new(ForwardMode::Detached));
+        one_shot.note_started(addr, 0);
+        assert_eq!(one_shot.restart_delay(addr, None), None);
+    }
+
+    #[test]
     fn wildcard_binds_are_reached_through_loopback() {
         let s = ForwardSpec {
             host_port: 80,

@@ -95,8 +95,25 @@ impl Plugin for Testkit {
 
     fn repair(target: Target, link: String) -> RepairOutcome {
         let settings = Settings::new(&target);
+        let sandbox = Sandbox::new(&target.sandbox);
         match (settings.get("behaviour"), link.as_str()) {
             (Ok("loop"), _) => spin_forever(),
+            // The same escape attempts as in probe, but in repair, where
+            // mutations are allowed: the host must still refuse them.
+            (Ok("symlink-write"), _) => {
+                let path = settings.get("path").unwrap_or("/tmp/testkit-out");
+                match sandbox.write(path, b"escaped\n", 0o644, 0, 0) {
+                    Ok(()) => RepairOutcome::Repaired(format!("wrote {path}")),
+                    Err(e) => RepairOutcome::Failed(format!("{}: {e:?}", e.kind())),
+                }
+            }
+            (Ok("escape-exec"), _) => {
+                let other = Sandbox::new(format!("{}-other", target.sandbox));
+                match other.command(["true"]).run() {
+                    Ok(_) => RepairOutcome::Repaired("exec in another sandbox ran".into()),
+                    Err(e) => RepairOutcome::Failed(format!("{}: {e:?}", e.kind())),
+                }
+            }
             (_, "beta") => RepairOutcome::Repaired("beta repaired (nothing real to do)".into()),
             (_, other) => RepairOutcome::Refused(format!("testkit cannot repair '{other}'")),
         }
