@@ -20,7 +20,10 @@ const CHUNK: usize = 256 * 1024;
 const MSG: usize = 64;
 
 fn env_num(key: &str, default: u64) -> u64 {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Reads everything until EOF, then answers with the byte count.
@@ -68,13 +71,20 @@ fn echo_server() -> u16 {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_listening(port: u16) {
     let started = Instant::now();
     while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "nothing listens on {port}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nothing listens on {port}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -88,8 +98,20 @@ impl Relays {
     fn runner(&mut self, target: u16) -> u16 {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_runner"))
-            .args(["forward", "serve", "--backend", "local", "--sandbox", "localhost"])
-            .args(["--host-port", &port.to_string(), "--sandbox-port", &target.to_string()])
+            .args([
+                "forward",
+                "serve",
+                "--backend",
+                "local",
+                "--sandbox",
+                "localhost",
+            ])
+            .args([
+                "--host-port",
+                &port.to_string(),
+                "--sandbox-port",
+                &target.to_string(),
+            ])
             .env("RUNNER_STATE_DIR", &self.state)
             .env("RUNNER_LOG", "warn")
             .stdin(Stdio::null())
@@ -142,7 +164,11 @@ fn throughput(port: u16, bytes: u64, runs: usize) -> f64 {
         let mut ack = [0u8; 8];
         s.read_exact(&mut ack).unwrap();
         let secs = started.elapsed().as_secs_f64();
-        assert_eq!(u64::from_le_bytes(ack), bytes, "the sink must receive every byte");
+        assert_eq!(
+            u64::from_le_bytes(ack),
+            bytes,
+            "the sink must receive every byte"
+        );
         best = best.max(bytes as f64 / (1024.0 * 1024.0) / secs);
     }
     best
@@ -183,7 +209,11 @@ fn main() {
     let sink = sink_server();
     let echo = echo_server();
     let mut targets = vec![("direct".to_string(), sink, echo)];
-    targets.push(("runner forward".into(), relays.runner(sink), relays.runner(echo)));
+    targets.push((
+        "runner forward".into(),
+        relays.runner(sink),
+        relays.runner(echo),
+    ));
     match (relays.socat(sink), relays.socat(echo)) {
         (Some(a), Some(b)) => targets.push(("socat".into(), a, b)),
         _ => eprintln!("socat not found; install it (apt-get install socat) to compare"),
@@ -191,9 +221,14 @@ fn main() {
 
     println!(
         "forward_throughput: {mib} MiB per run, best of {runs}; {rounds} round trips of {MSG} B; {} CPUs",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
-    println!("{:<16} {:>12} {:>10} {:>10} {:>10}", "path", "MiB/s", "% direct", "p50 µs", "p99 µs");
+    println!(
+        "{:<16} {:>12} {:>10} {:>10} {:>10}",
+        "path", "MiB/s", "% direct", "p50 µs", "p99 µs"
+    );
     let mut results = Vec::new();
     for (name, sink_port, echo_port) in &targets {
         let mbps = throughput(*sink_port, bytes, runs);
@@ -214,7 +249,11 @@ fn main() {
             fwd.2 - direct.2
         );
         if let Some(socat) = results.iter().find(|r| r.0 == "socat") {
-            println!("forward vs socat: {:.2}x throughput, p50 {:+.1} µs", fwd.1 / socat.1, fwd.2 - socat.2);
+            println!(
+                "forward vs socat: {:.2}x throughput, p50 {:+.1} µs",
+                fwd.1 / socat.1,
+                fwd.2 - socat.2
+            );
         }
     }
 }

@@ -45,7 +45,7 @@ impl AuditLog {
     pub fn append(&self, record: &AuditRecord<'_>) {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let line = serde_json::json!({
-            "time": now_rfc3339(),
+            "time": crate::time::now_rfc3339(),
             "sandbox": record.sandbox,
             "plugin": record.plugin,
             "link": record.link,
@@ -72,49 +72,9 @@ impl AuditLog {
     }
 }
 
-/// UTC time as RFC 3339 with milliseconds, without a date crate.
-pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format_rfc3339(now.as_secs() as i64, now.subsec_millis())
-}
-
-fn format_rfc3339(secs: i64, millis: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
-        assert_eq!(
-            format_rfc3339(1_795_436_123, 999),
-            "2026-11-23T12:15:23.999Z"
-        );
-    }
 
     #[test]
     fn records_append_as_json_lines() {

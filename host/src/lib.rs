@@ -16,3 +16,4 @@ pub mod plugins;
 pub mod recovery;
 pub mod runtime;
 pub mod settings;
+pub mod time;

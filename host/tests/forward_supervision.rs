@@ -18,8 +18,8 @@ use std::time::Duration;
 use runner::backend::Backend;
 use runner::backend::docker::DockerBackend;
 use runner::forward::{
-    ForwardMode, ForwardOptions, ForwardRecord, ForwardRegistry, ForwardSpec, ForwardState, RecordMode,
-    RestartPolicy, record,
+    ForwardMode, ForwardOptions, ForwardRecord, ForwardRegistry, ForwardSpec, ForwardState,
+    RecordMode, RestartPolicy, record,
 };
 use runner_e2e::netns::{HttpReply, parse_reply};
 use runner_e2e::ports::FOREIGN_BODY;
@@ -54,7 +54,8 @@ fn argv(pid: u32) -> Vec<String> {
 }
 
 fn is_serve(argv: &[String]) -> bool {
-    argv.windows(2).any(|w| w[0] == "forward" && w[1] == "serve")
+    argv.windows(2)
+        .any(|w| w[0] == "forward" && w[1] == "serve")
 }
 
 fn alive(pid: u32, start: u64) -> bool {
@@ -84,15 +85,20 @@ fn serve_pids(port: u16) -> Vec<u32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             let a = argv(*pid);
-            is_serve(&a) && a.windows(2).any(|w| w[0] == "--host-port" && w[1] == port) && start_time(*pid).is_some()
+            is_serve(&a)
+                && a.windows(2).any(|w| w[0] == "--host-port" && w[1] == port)
+                && start_time(*pid).is_some()
         })
         .collect()
 }
 
 async fn wait_gone(pid: u32, start: u64, limit: Duration) {
-    poll_until(&format!("pid {pid} to exit"), limit, Duration::from_millis(20), || async {
-        Ok((!alive(pid, start)).then_some(()))
-    })
+    poll_until(
+        &format!("pid {pid} to exit"),
+        limit,
+        Duration::from_millis(20),
+        || async { Ok((!alive(pid, start)).then_some(())) },
+    )
     .await
     .unwrap();
 }
@@ -130,7 +136,12 @@ impl Forwards {
     }
 
     fn record(&self, port: u16) -> Option<ForwardRecord> {
-        record::read(&record::record_path(&self.dir(), IpAddr::V4(Ipv4Addr::LOCALHOST), port)).unwrap()
+        record::read(&record::record_path(
+            &self.dir(),
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port,
+        ))
+        .unwrap()
     }
 
     fn runner(&self, args: &[&str]) -> Output {
@@ -171,11 +182,18 @@ impl Drop for Forwards {
 }
 
 async fn fixture(prefix: &str) -> Sandbox {
-    let engine = Engine::connect().await.expect("a Docker engine is required for these tests");
-    let image = images::ensure("fixture").await.expect("fixture image");
-    let sb = Sandbox::create(&engine, SandboxSpec::new(image).mode(Mode::Supervised).name_prefix(prefix))
+    let engine = Engine::connect()
         .await
-        .expect("create sandbox");
+        .expect("a Docker engine is required for these tests");
+    let image = images::ensure("fixture").await.expect("fixture image");
+    let sb = Sandbox::create(
+        &engine,
+        SandboxSpec::new(image)
+            .mode(Mode::Supervised)
+            .name_prefix(prefix),
+    )
+    .await
+    .expect("create sandbox");
     sb.wait_http_ok(GATEWAY_PORT, "/health", Duration::from_secs(30))
         .await
         .expect("fixture gateway up");
@@ -183,12 +201,17 @@ async fn fixture(prefix: &str) -> Sandbox {
 }
 
 async fn docker() -> Arc<dyn Backend> {
-    Arc::new(DockerBackend::connect().await.expect("DockerBackend::connect"))
+    Arc::new(
+        DockerBackend::connect()
+            .await
+            .expect("DockerBackend::connect"),
+    )
 }
 
 /// GET through the host port (what a browser on the host does).
 async fn get(port: u16, path: &str) -> anyhow::Result<HttpReply> {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     tokio::task::spawn_blocking(move || {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
@@ -260,7 +283,11 @@ async fn forward_outlives_the_command_that_started_it() {
     // `runner recover` has exited; its forward still serves.
     let rec = fw.record(port).expect("a forward record");
     assert_eq!(rec.mode, RecordMode::Detached);
-    assert!(alive(rec.pid, rec.start_time), "forward pid {} died with the command", rec.pid);
+    assert!(
+        alive(rec.pid, rec.start_time),
+        "forward pid {} died with the command",
+        rec.pid
+    );
     assert_eq!(health_through(port).await, 200);
 
     // The next commands find it owned: status is healthy and a second
@@ -272,8 +299,16 @@ async fn forward_outlives_the_command_that_started_it() {
     let again = run("recover");
     let report = json(&again);
     assert_eq!(again.status.code(), Some(0), "{report:#}");
-    assert_eq!(report["mutations"].as_array().map(Vec::len), Some(0), "{report:#}");
-    assert_eq!(fw.record(port).map(|r| r.pid), Some(rec.pid), "the forward was replaced");
+    assert_eq!(
+        report["mutations"].as_array().map(Vec::len),
+        Some(0),
+        "{report:#}"
+    );
+    assert_eq!(
+        fw.record(port).map(|r| r.pid),
+        Some(rec.pid),
+        "the forward was replaced"
+    );
     assert_eq!(serve_pids(port), vec![rec.pid]);
 }
 
@@ -284,24 +319,53 @@ async fn second_ensure_adopts_instead_of_duplicating() {
     let spec = ForwardSpec::loopback(free_port().unwrap(), GATEWAY_PORT);
     let backend = docker().await;
 
-    let first = fw.registry(ForwardMode::Detached).ensure(backend.clone(), sb.name(), &spec).await.unwrap();
+    let first = fw
+        .registry(ForwardMode::Detached)
+        .ensure(backend.clone(), sb.name(), &spec)
+        .await
+        .unwrap();
     assert_eq!(first.state, ForwardState::Owned, "{first:?}");
     let pid = first.pid.unwrap();
-    assert_ne!(pid, std::process::id(), "detached mode must not serve in-process");
+    assert_ne!(
+        pid,
+        std::process::id(),
+        "detached mode must not serve in-process"
+    );
 
     // Another one-shot command: same forward, nothing started.
     let again = fw.registry(ForwardMode::Detached);
-    let second = again.ensure(backend.clone(), sb.name(), &spec).await.unwrap();
-    assert_eq!((second.state, second.pid), (ForwardState::Owned, Some(pid)), "{second:?}");
-    assert_eq!(again.forwards_to(sb.name(), spec.host_port), Some(spec.connect_addr()));
+    let second = again
+        .ensure(backend.clone(), sb.name(), &spec)
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.state, second.pid),
+        (ForwardState::Owned, Some(pid)),
+        "{second:?}"
+    );
+    assert_eq!(
+        again.forwards_to(sb.name(), spec.host_port),
+        Some(spec.connect_addr())
+    );
     assert_eq!(again.forwards_to("another-sandbox", spec.host_port), None);
 
     // A supervisor (in-process mode) adopts the live detached forward.
     let watch = fw.registry(ForwardMode::InProcess);
     let adopted = watch.ensure(backend, sb.name(), &spec).await.unwrap();
-    assert_eq!((adopted.state, adopted.pid), (ForwardState::Owned, Some(pid)), "{adopted:?}");
-    assert_eq!(watch.forwards_to(sb.name(), spec.host_port), Some(spec.connect_addr()));
-    assert_eq!(serve_pids(spec.host_port), vec![pid], "exactly one forward process");
+    assert_eq!(
+        (adopted.state, adopted.pid),
+        (ForwardState::Owned, Some(pid)),
+        "{adopted:?}"
+    );
+    assert_eq!(
+        watch.forwards_to(sb.name(), spec.host_port),
+        Some(spec.connect_addr())
+    );
+    assert_eq!(
+        serve_pids(spec.host_port),
+        vec![pid],
+        "exactly one forward process"
+    );
     assert_eq!(health_through(spec.host_port).await, 200);
     // Dropping the supervisor leaves the adopted forward alone.
     drop(watch);
@@ -316,16 +380,26 @@ async fn killed_forward_is_reported_stale_then_restarted() {
     let backend = docker().await;
     let registry = fw.registry(ForwardMode::Detached);
 
-    let first = registry.ensure(backend.clone(), sb.name(), &spec).await.unwrap();
+    let first = registry
+        .ensure(backend.clone(), sb.name(), &spec)
+        .await
+        .unwrap();
     let old = fw.record(spec.host_port).expect("record");
     assert_eq!(first.pid, Some(old.pid));
     kill_identity(old.pid, old.start_time);
     wait_gone(old.pid, old.start_time, Duration::from_secs(5)).await;
 
     let stale = registry.status(sb.name(), &spec).await;
-    assert_eq!((stale.state, stale.pid), (ForwardState::Stale, Some(old.pid)), "{stale:?}");
+    assert_eq!(
+        (stale.state, stale.pid),
+        (ForwardState::Stale, Some(old.pid)),
+        "{stale:?}"
+    );
     let why = stale.evidence("process").unwrap_or_default();
-    assert!(why.contains(&old.pid.to_string()) && (why.contains("gone") || why.contains("exited")), "{stale:?}");
+    assert!(
+        why.contains(&old.pid.to_string()) && (why.contains("gone") || why.contains("exited")),
+        "{stale:?}"
+    );
 
     let restarted = registry.ensure(backend, sb.name(), &spec).await.unwrap();
     assert_eq!(restarted.state, ForwardState::Owned, "{restarted:?}");
@@ -375,23 +449,52 @@ async fn foreign_listener_is_never_touched() {
         assert_eq!(status.state, ForwardState::Foreign, "{status:?}");
         // The owner is named: the listener is a thread of this test process.
         assert_eq!(status.pid, Some(std::process::id()), "{status:?}");
-        assert_eq!(status.evidence("owner-pid"), Some(std::process::id().to_string().as_str()));
+        assert_eq!(
+            status.evidence("owner-pid"),
+            Some(std::process::id().to_string().as_str())
+        );
         let exe = std::env::current_exe().unwrap();
         let exe_name = exe.file_name().unwrap().to_string_lossy();
-        assert!(status.evidence("owner-cmdline").unwrap().contains(exe_name.as_ref()), "{status:?}");
+        assert!(
+            status
+                .evidence("owner-cmdline")
+                .unwrap()
+                .contains(exe_name.as_ref()),
+            "{status:?}"
+        );
 
-        let ensured = registry.ensure(backend.clone(), sb.name(), &spec).await.unwrap();
-        assert_eq!(ensured.state, ForwardState::Foreign, "{mode:?}: {ensured:?}");
-        assert_eq!(serve_pids(port), Vec::<u32>::new(), "{mode:?}: a forward was started anyway");
+        let ensured = registry
+            .ensure(backend.clone(), sb.name(), &spec)
+            .await
+            .unwrap();
+        assert_eq!(
+            ensured.state,
+            ForwardState::Foreign,
+            "{mode:?}: {ensured:?}"
+        );
+        assert_eq!(
+            serve_pids(port),
+            Vec::<u32>::new(),
+            "{mode:?}: a forward was started anyway"
+        );
         let reply = get(port, "/").await.unwrap();
-        assert_eq!((reply.status, reply.body.as_str()), (200, FOREIGN_BODY), "{mode:?}");
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, FOREIGN_BODY),
+            "{mode:?}"
+        );
         assert_eq!(registry.forwards_to(sb.name(), port), None);
     }
 
     // `forward stop` only drops the dead record; the listener keeps serving.
     let out = fw.runner(&["forward", "stop", "--port", &port.to_string()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("already gone"), "{stdout}");
     assert!(fw.record(port).is_none());
     assert_eq!(get(port, "/").await.unwrap().body, FOREIGN_BODY);
@@ -404,7 +507,10 @@ async fn forward_follows_a_recreated_container() {
     let fw = Forwards::new("recreate");
     let spec = ForwardSpec::loopback(free_port().unwrap(), GATEWAY_PORT);
     let registry = fw.registry(ForwardMode::Detached);
-    let owned = registry.ensure(docker().await, sb.name(), &spec).await.unwrap();
+    let owned = registry
+        .ensure(docker().await, sb.name(), &spec)
+        .await
+        .unwrap();
     let pid = owned.pid.unwrap();
     let info = |reply: HttpReply| -> anyhow::Result<serde_json::Value> {
         anyhow::ensure!(reply.status == 200, "HTTP {}", reply.status);
@@ -415,7 +521,9 @@ async fn forward_follows_a_recreated_container() {
 
     sb.recreate_same_volume().await.unwrap();
     assert_ne!(sb.id(), old_id);
-    sb.wait_http_ok(GATEWAY_PORT, "/health", Duration::from_secs(30)).await.unwrap();
+    sb.wait_http_ok(GATEWAY_PORT, "/health", Duration::from_secs(30))
+        .await
+        .unwrap();
 
     // Same forward process, new container behind it.
     let after = poll_until(
@@ -431,8 +539,16 @@ async fn forward_follows_a_recreated_container() {
     .unwrap();
     assert_ne!(after["startTime"], before["startTime"]);
     let status = registry.status(sb.name(), &spec).await;
-    assert_eq!((status.state, status.pid), (ForwardState::Owned, Some(pid)), "{status:?}");
-    assert_eq!(serve_pids(spec.host_port), vec![pid], "the forward was restarted");
+    assert_eq!(
+        (status.state, status.pid),
+        (ForwardState::Owned, Some(pid)),
+        "{status:?}"
+    );
+    assert_eq!(
+        serve_pids(spec.host_port),
+        vec![pid],
+        "the forward was restarted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -440,7 +556,11 @@ async fn forward_stop_signals_only_the_recorded_identity() {
     let sb = fixture("fwd-stop").await;
     let fw = Forwards::new("stop");
     let spec = ForwardSpec::loopback(free_port().unwrap(), GATEWAY_PORT);
-    let owned = fw.registry(ForwardMode::Detached).ensure(docker().await, sb.name(), &spec).await.unwrap();
+    let owned = fw
+        .registry(ForwardMode::Detached)
+        .ensure(docker().await, sb.name(), &spec)
+        .await
+        .unwrap();
     let real = fw.record(spec.host_port).unwrap();
     assert_eq!(owned.pid, Some(real.pid));
 
@@ -465,7 +585,10 @@ async fn forward_stop_signals_only_the_recorded_identity() {
     let stop = |port: u16| {
         let out = fw.runner(&["forward", "stop", "--port", &port.to_string(), "--json"]);
         let v = json(&out);
-        v.as_array().and_then(|a| a.first()).cloned().unwrap_or_else(|| panic!("{v}"))
+        v.as_array()
+            .and_then(|a| a.first())
+            .cloned()
+            .unwrap_or_else(|| panic!("{v}"))
     };
     let o = stop(names_bystander);
     assert_eq!(o["result"], "not-a-forward", "{o}");
@@ -475,7 +598,10 @@ async fn forward_stop_signals_only_the_recorded_identity() {
     let o = stop(other_port);
     assert_eq!(o["result"], "not-a-forward", "{o}");
     assert!(alive(by_pid, by_start), "the bystander was signalled");
-    assert!(alive(real.pid, real.start_time), "the real forward was signalled through a record of another port");
+    assert!(
+        alive(real.pid, real.start_time),
+        "the real forward was signalled through a record of another port"
+    );
     for port in [names_bystander, reused, other_port] {
         assert!(fw.record(port).is_none(), "record of {port} left behind");
     }
@@ -486,33 +612,53 @@ async fn forward_stop_signals_only_the_recorded_identity() {
     assert_eq!(o["pid"], real.pid);
     wait_gone(real.pid, real.start_time, Duration::from_secs(5)).await;
     assert!(fw.record(spec.host_port).is_none());
-    assert!(TcpStream::connect(spec.connect_addr()).is_err(), "port still answers");
+    assert!(
+        TcpStream::connect(spec.connect_addr()).is_err(),
+        "port still answers"
+    );
     assert!(alive(by_pid, by_start));
     let _ = bystander.kill();
     let _ = bystander.wait();
 
     let out = fw.runner(&["forward", "stop", "--all"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "No matching forwards.");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "No matching forwards."
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forward_list_shows_bytes_and_state() {
     let sb = fixture("fwd-list").await;
     let fw = Forwards::new("list");
-    assert_eq!(String::from_utf8_lossy(&fw.runner(&["forward", "list"]).stdout).trim(), "No forwards.");
+    assert_eq!(
+        String::from_utf8_lossy(&fw.runner(&["forward", "list"]).stdout).trim(),
+        "No forwards."
+    );
     let spec = ForwardSpec::loopback(free_port().unwrap(), GATEWAY_PORT);
-    let owned = fw.registry(ForwardMode::Detached).ensure(docker().await, sb.name(), &spec).await.unwrap();
+    let owned = fw
+        .registry(ForwardMode::Detached)
+        .ensure(docker().await, sb.name(), &spec)
+        .await
+        .unwrap();
     let pid = owned.pid.unwrap();
     for _ in 0..3 {
         assert_eq!(health_through(spec.host_port).await, 200);
     }
 
     // Counters reach the record within its refresh period (~2 s).
-    let row = poll_until("the record to show traffic", Duration::from_secs(8), Duration::from_millis(200), || async {
-        let v = json(&fw.runner(&["forward", "list", "--json"]));
-        let row = v.as_array().and_then(|a| a.first()).cloned();
-        Ok(row.filter(|r| r["bytes"].as_u64().unwrap_or(0) > 0 && r["connections"].as_u64() >= Some(3)))
-    })
+    let row = poll_until(
+        "the record to show traffic",
+        Duration::from_secs(8),
+        Duration::from_millis(200),
+        || async {
+            let v = json(&fw.runner(&["forward", "list", "--json"]));
+            let row = v.as_array().and_then(|a| a.first()).cloned();
+            Ok(row.filter(|r| {
+                r["bytes"].as_u64().unwrap_or(0) > 0 && r["connections"].as_u64() >= Some(3)
+            }))
+        },
+    )
     .await
     .unwrap();
     assert_eq!(row["state"], "owned", "{row}");
@@ -527,11 +673,33 @@ async fn forward_list_shows_bytes_and_state() {
     let lines: Vec<&str> = human.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["SANDBOX", "BIND", "PORT", "TARGET", "PID", "STATE", "CONNS", "BYTES", "LAST-ERROR"],
+        [
+            "SANDBOX",
+            "BIND",
+            "PORT",
+            "TARGET",
+            "PID",
+            "STATE",
+            "CONNS",
+            "BYTES",
+            "LAST-ERROR"
+        ],
         "{human}"
     );
     let cols: Vec<&str> = lines[1].split_whitespace().collect();
-    assert_eq!(&cols[..7], [sb.name(), "127.0.0.1", &spec.host_port.to_string(), ":18789", &pid.to_string(), "owned", "3"], "{human}");
+    assert_eq!(
+        &cols[..7],
+        [
+            sb.name(),
+            "127.0.0.1",
+            &spec.host_port.to_string(),
+            ":18789",
+            &pid.to_string(),
+            "owned",
+            "3"
+        ],
+        "{human}"
+    );
 
     // Killed: the row stays, as stale, until stopped.
     let rec = fw.record(spec.host_port).unwrap();
@@ -541,7 +709,10 @@ async fn forward_list_shows_bytes_and_state() {
     assert_eq!(v[0]["state"], "stale", "{v}");
     let out = fw.runner(&["forward", "stop", "--sandbox", sb.name()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("already gone"));
-    assert_eq!(String::from_utf8_lossy(&fw.runner(&["forward", "list"]).stdout).trim(), "No forwards.");
+    assert_eq!(
+        String::from_utf8_lossy(&fw.runner(&["forward", "list"]).stdout).trim(),
+        "No forwards."
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -553,13 +724,20 @@ async fn forward_exits_when_its_sandbox_is_gone_for_good() {
         gone_grace: Some(Duration::from_secs(1)),
         ..fw.options(ForwardMode::Detached)
     });
-    registry.ensure(docker().await, sb.name(), &spec).await.unwrap();
+    registry
+        .ensure(docker().await, sb.name(), &spec)
+        .await
+        .unwrap();
     let rec = fw.record(spec.host_port).unwrap();
     sb.remove().await.unwrap();
     // Checked every 2 s, plus the 1 s grace.
     wait_gone(rec.pid, rec.start_time, Duration::from_secs(10)).await;
-    assert!(fw.record(spec.host_port).is_none(), "the exiting forward withdraws its record");
-    let log = std::fs::read_to_string(record::log_path(&fw.dir(), spec.bind, spec.host_port)).unwrap();
+    assert!(
+        fw.record(spec.host_port).is_none(),
+        "the exiting forward withdraws its record"
+    );
+    let log =
+        std::fs::read_to_string(record::log_path(&fw.dir(), spec.bind, spec.host_port)).unwrap();
     assert!(log.contains("has been gone"), "{log}");
 }
 
@@ -569,37 +747,67 @@ async fn supervisor_restarts_a_dead_adopted_forward_in_process() {
     let fw = Forwards::new("watch");
     let spec = ForwardSpec::loopback(free_port().unwrap(), GATEWAY_PORT);
     let backend = docker().await;
-    fw.registry(ForwardMode::Detached).ensure(backend.clone(), sb.name(), &spec).await.unwrap();
+    fw.registry(ForwardMode::Detached)
+        .ensure(backend.clone(), sb.name(), &spec)
+        .await
+        .unwrap();
     let detached = fw.record(spec.host_port).unwrap();
 
     let watch = fw.registry(ForwardMode::InProcess);
-    let adopted = watch.ensure(backend.clone(), sb.name(), &spec).await.unwrap();
+    let adopted = watch
+        .ensure(backend.clone(), sb.name(), &spec)
+        .await
+        .unwrap();
     assert_eq!(adopted.pid, Some(detached.pid));
     kill_identity(detached.pid, detached.start_time);
     wait_gone(detached.pid, detached.start_time, Duration::from_secs(5)).await;
 
     // First restart is immediate, and in-process this time.
     let restarted = watch.ensure(backend, sb.name(), &spec).await.unwrap();
-    assert_eq!((restarted.state, restarted.pid), (ForwardState::Owned, Some(std::process::id())), "{restarted:?}");
+    assert_eq!(
+        (restarted.state, restarted.pid),
+        (ForwardState::Owned, Some(std::process::id())),
+        "{restarted:?}"
+    );
     assert_eq!(health_through(spec.host_port).await, 200);
-    let rec = fw.record(spec.host_port).expect("in-process forwards publish a record too");
-    assert_eq!((rec.mode, rec.pid), (RecordMode::InProcess, std::process::id()));
+    let rec = fw
+        .record(spec.host_port)
+        .expect("in-process forwards publish a record too");
+    assert_eq!(
+        (rec.mode, rec.pid),
+        (RecordMode::InProcess, std::process::id())
+    );
 
     // Other commands see it as owned (verified by the socket it holds) and
     // never signal the supervisor.
     let v = json(&fw.runner(&["forward", "list", "--json"]));
-    assert_eq!((v[0]["state"].as_str(), v[0]["mode"].as_str()), (Some("owned"), Some("in-process")), "{v}");
+    assert_eq!(
+        (v[0]["state"].as_str(), v[0]["mode"].as_str()),
+        (Some("owned"), Some("in-process")),
+        "{v}"
+    );
     let out = fw.runner(&["forward", "stop", "--port", &spec.host_port.to_string()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("left"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("left"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(health_through(spec.host_port).await, 200);
 
     // In-process forwards end with their supervisor, record included.
     drop(watch);
     assert!(fw.record(spec.host_port).is_none());
-    poll_until("the port to close", Duration::from_secs(5), Duration::from_millis(20), || async {
-        Ok(TcpStream::connect(spec.connect_addr()).is_err().then_some(()))
-    })
+    poll_until(
+        "the port to close",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || async {
+            Ok(TcpStream::connect(spec.connect_addr())
+                .is_err()
+                .then_some(()))
+        },
+    )
     .await
     .unwrap();
 }
@@ -610,9 +818,22 @@ fn forward_serve_refuses_a_taken_port_without_writing_a_record() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let out = fw.runner(&[
-        "forward", "serve", "--backend", "local", "--sandbox", "localhost", "--host-port", &port, "--sandbox-port", "1",
+        "forward",
+        "serve",
+        "--backend",
+        "local",
+        "--sandbox",
+        "localhost",
+        "--host-port",
+        &port,
+        "--sandbox-port",
+        "1",
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on 127.0.0.1"));
-    assert!(!Path::new(&fw.dir()).join(format!("127.0.0.1-{port}.json")).exists());
+    assert!(
+        !Path::new(&fw.dir())
+            .join(format!("127.0.0.1-{port}.json"))
+            .exists()
+    );
 }

@@ -72,7 +72,7 @@ impl Backend for LocalBackend {
             s.lines()
                 .find_map(|l| l.strip_prefix("btime "))
                 .and_then(|v| v.trim().parse::<i64>().ok())
-                .map(rfc3339_utc)
+                .map(|secs| crate::time::rfc3339(secs, None))
         });
         Ok(SandboxInfo {
             // The boot id changes when "the sandbox" (the host) restarts.
@@ -435,39 +435,5 @@ async fn kill_tree(leader: u32) -> Result<(), BackendError> {
             )));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Seconds since the epoch → `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339_utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339() {
-        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339_utc(1_767_225_599), "2025-12-31T23:59:59Z");
     }
 }

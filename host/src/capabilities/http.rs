@@ -63,26 +63,46 @@ fn pairs(kvs: Vec<Kv>) -> Vec<(String, String)> {
     kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()
 }
 
-impl Host for PluginState {
-    async fn send(&mut self, sandbox: String, req: Request) -> Result<Response, CapError> {
+/// What an admitted HTTP or WebSocket call works with.
+struct Admitted {
+    backend: Arc<dyn Backend>,
+    forwards: Option<Arc<ForwardRegistry>>,
+    timeout: Duration,
+}
+
+impl PluginState {
+    /// The checks both calls share: bound sandbox, declared capability, an
+    /// absolute path, and a clamped deadline.
+    fn admit_http(&self, sandbox: &str, path: &str, timeout_ms: u32) -> Result<Admitted, CapError> {
         let backend = self
             .caps
-            .admit(Capability::Http, &sandbox, Access::Read)
+            .admit(Capability::Http, sandbox, Access::Read)
             .map_err(CapError::Denied)?;
-        if !req.path.starts_with('/') {
-            return Err(CapError::Denied(format!(
-                "path '{}' must start with /",
-                req.path
-            )));
+        if !path.starts_with('/') {
+            return Err(CapError::Denied(format!("path '{path}' must start with /")));
         }
         let limits = self.caps.limits;
-        let timeout = clamp_ms(
-            req.timeout_ms,
-            limits.http_default_timeout,
-            limits.http_max_timeout,
-        );
+        Ok(Admitted {
+            backend,
+            forwards: self.caps.forwards.clone(),
+            timeout: clamp_ms(
+                timeout_ms,
+                limits.http_default_timeout,
+                limits.http_max_timeout,
+            ),
+        })
+    }
+}
+
+impl Host for PluginState {
+    async fn send(&mut self, sandbox: String, req: Request) -> Result<Response, CapError> {
+        let Admitted {
+            backend,
+            forwards,
+            timeout,
+        } = self.admit_http(&sandbox, &req.path, req.timeout_ms)?;
+        let limits = self.caps.limits;
         let max_body = clamp_bytes(req.max_body, limits.output_default, limits.output_max);
-        let forwards = self.caps.forwards.clone();
         let work = async {
             let (stream, host) =
                 open(backend.as_ref(), forwards, &sandbox, &req.route, timeout).await?;
@@ -118,23 +138,11 @@ impl Host for PluginState {
         sandbox: String,
         req: WitWsRequest,
     ) -> Result<WsTranscript, CapError> {
-        let backend = self
-            .caps
-            .admit(Capability::Http, &sandbox, Access::Read)
-            .map_err(CapError::Denied)?;
-        if !req.path.starts_with('/') {
-            return Err(CapError::Denied(format!(
-                "path '{}' must start with /",
-                req.path
-            )));
-        }
-        let limits = self.caps.limits;
-        let timeout = clamp_ms(
-            req.timeout_ms,
-            limits.http_default_timeout,
-            limits.http_max_timeout,
-        );
-        let forwards = self.caps.forwards.clone();
+        let Admitted {
+            backend,
+            forwards,
+            timeout,
+        } = self.admit_http(&sandbox, &req.path, req.timeout_ms)?;
         let work = async {
             let (stream, host) =
                 open(backend.as_ref(), forwards, &sandbox, &req.route, timeout).await?;

@@ -1398,7 +1398,10 @@ mod tests {
         reg.note_started(addr, 0);
         // Second death: about a second, and asking again does not count again.
         let wait = reg.restart_delay(addr, None).unwrap();
-        assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(
+            wait > Duration::from_millis(900) && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
         let again = reg.restart_delay(addr, None).unwrap();
         assert!(again <= wait);
         assert_eq!(lock(&reg.supervised)[&addr].backoff.failures(), 2);

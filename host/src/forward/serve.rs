@@ -55,7 +55,7 @@ impl Publisher {
         sandbox: &str,
         spec: &ForwardSpec,
     ) -> Self {
-        let now = crate::audit::now_rfc3339();
+        let now = crate::time::now_rfc3339();
         Self {
             path: record::record_path(dir, spec.bind, spec.host_port),
             record: ForwardRecord {
@@ -109,7 +109,7 @@ impl Publisher {
         self.record.bytes = bytes;
         self.record.errors = errors;
         self.record.last_error = last_error;
-        self.record.updated_at = crate::audit::now_rfc3339();
+        self.record.updated_at = crate::time::now_rfc3339();
         match self.publish() {
             Ok(()) => self.written = counters,
             Err(e) => tracing::warn!("{e}"),
