@@ -41,7 +41,7 @@ cargo clippy --manifest-path plugins/Cargo.toml --workspace --all-targets --targ
 
 step "guest unit tests (pure plugin logic, native)"
 host_triple=$(rustc -vV | sed -n 's/^host: //p')
-cargo test --manifest-path plugins/Cargo.toml --locked --target "$host_triple" -p runner-plugin-sdk
+cargo test --manifest-path plugins/Cargo.toml --locked --target "$host_triple" -p runner-plugin-sdk -p openclaw -p hermes
 
 step "host and e2e tests"
 cargo nextest run --workspace --locked --no-fail-fast

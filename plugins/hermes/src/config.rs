@@ -1,7 +1,7 @@
 //! The plugin's settings: one table of keys, defaults and descriptions (used
 //! by `describe`), and the typed view probes and repairs work from.
 
-use runner_plugin_sdk::{SettingSpec, Settings, setting};
+use runner_plugin_sdk::Settings;
 
 /// (key, default, description). Defaults follow the NemoClaw Hermes sandbox
 /// layout of the runner-test/hermes image.
@@ -78,13 +78,6 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "after launching, wait this long before checking the gateway is still alive",
     ),
 ];
-
-pub fn specs() -> Vec<SettingSpec> {
-    SETTINGS
-        .iter()
-        .map(|(k, d, desc)| setting(k, d, desc))
-        .collect()
-}
 
 #[derive(Debug, Clone)]
 pub struct Config {

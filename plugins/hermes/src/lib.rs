@@ -9,8 +9,8 @@ use runner_plugin_sdk::bindings::runner::plugin::types::LinkReport;
 use runner_plugin_sdk::gateway::{self, GatewaySpec, LaunchSpec, RepairPlan, StopBudget};
 use runner_plugin_sdk::process::{args, invocation, program_is};
 use runner_plugin_sdk::{
-    Plugin, PluginInfo, ProcessInfo, RepairOutcome, Sandbox, Settings, Target, forward, link,
-    locks, log,
+    Plugin, PluginInfo, ProcessInfo, RepairOutcome, Sandbox, Settings, Target, forward, locks, log,
+    plugin_info,
 };
 use std::time::Duration;
 
@@ -68,20 +68,14 @@ struct Hermes;
 
 impl Plugin for Hermes {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "hermes".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            agent_kinds: vec!["hermes".into()],
-            links: LINKS
-                .iter()
-                .map(|(id, summary, deps)| link(id, summary, deps))
-                .collect(),
-            settings: config::specs(),
-            capabilities: ["files", "processes", "http", "spawn", "forward", "log"]
-                .iter()
-                .map(|c| c.to_string())
-                .collect(),
-        }
+        plugin_info(
+            "hermes",
+            env!("CARGO_PKG_VERSION"),
+            &["hermes"],
+            LINKS,
+            config::SETTINGS,
+            &["files", "processes", "http", "spawn", "forward", "log"],
+        )
     }
 
     fn probe(target: Target) -> Result<Vec<LinkReport>, String> {

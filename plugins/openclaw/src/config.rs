@@ -1,7 +1,7 @@
 //! The plugin's settings: one table of keys, defaults and descriptions (used
 //! by `describe`), and the typed view every probe and repair works from.
 
-use runner_plugin_sdk::{SettingSpec, Settings, setting};
+use runner_plugin_sdk::Settings;
 
 /// (key, default, description). Defaults follow the NemoClaw sandbox layout
 /// of the runner-test/openclaw image.
@@ -122,13 +122,6 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "after launching, wait this long before checking the gateway is still alive",
     ),
 ];
-
-pub fn specs() -> Vec<SettingSpec> {
-    SETTINGS
-        .iter()
-        .map(|(k, d, desc)| setting(k, d, desc))
-        .collect()
-}
 
 /// Typed settings of one call.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use runner_plugin_sdk::bindings::runner::plugin::types::LinkReport;
 use runner_plugin_sdk::gateway::{self, GatewaySpec, LaunchSpec, RepairPlan, StopBudget};
 use runner_plugin_sdk::{
     Health, Plugin, PluginInfo, ProcessInfo, RepairOutcome, Sandbox, Settings, Target, forward,
-    link, locks, log,
+    locks, log, plugin_info,
 };
 use std::time::Duration;
 
@@ -102,20 +102,14 @@ fn config_of(target: &Target) -> Result<Config, String> {
 
 impl Plugin for OpenClaw {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "openclaw".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            agent_kinds: vec!["openclaw".into()],
-            links: LINKS
-                .iter()
-                .map(|(id, summary, deps)| link(id, summary, deps))
-                .collect(),
-            settings: config::specs(),
-            capabilities: ["files", "processes", "http", "spawn", "forward", "log"]
-                .iter()
-                .map(|c| c.to_string())
-                .collect(),
-        }
+        plugin_info(
+            "openclaw",
+            env!("CARGO_PKG_VERSION"),
+            &["openclaw"],
+            LINKS,
+            config::SETTINGS,
+            &["files", "processes", "http", "spawn", "forward", "log"],
+        )
     }
 
     fn probe(target: Target) -> Result<Vec<LinkReport>, String> {

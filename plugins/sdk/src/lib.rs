@@ -84,6 +84,37 @@ pub fn link(id: &str, summary: &str, depends_on: &[&str]) -> LinkSpec {
     }
 }
 
+/// Static tables of a plugin's chain: (id, summary, depends-on).
+pub type LinkTable = [(&'static str, &'static str, &'static [&'static str])];
+/// Static table of a plugin's settings: (key, default, description).
+pub type SettingTable = [(&'static str, &'static str, &'static str)];
+
+/// A `describe` answer built from static tables, so plugins declare their
+/// chain and settings as data.
+pub fn plugin_info(
+    name: &str,
+    version: &str,
+    agent_kinds: &[&str],
+    links: &LinkTable,
+    settings: &SettingTable,
+    capabilities: &[&str],
+) -> PluginInfo {
+    PluginInfo {
+        name: name.into(),
+        version: version.into(),
+        agent_kinds: agent_kinds.iter().map(|k| k.to_string()).collect(),
+        links: links
+            .iter()
+            .map(|(id, summary, deps)| link(id, summary, deps))
+            .collect(),
+        settings: settings
+            .iter()
+            .map(|(k, d, desc)| setting(k, d, desc))
+            .collect(),
+        capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
 /// Shorthand for a [`SettingSpec`].
 pub fn setting(key: &str, default: &str, description: &str) -> SettingSpec {
     SettingSpec {
