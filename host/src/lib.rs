@@ -17,3 +17,4 @@ pub mod recovery;
 pub mod runtime;
 pub mod settings;
 pub mod time;
+pub mod watch;

@@ -7,6 +7,7 @@ mod forward_cmd;
 mod plugin_cmd;
 mod progress;
 mod run_cmd;
+mod watch_cmd;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -41,6 +42,30 @@ pub enum Command {
     /// Host port forwards started by runner: list, stop.
     #[command(subcommand)]
     Forward(forward_cmd::ForwardCommand),
+    /// Supervise sandboxes: recover on container start, crash-loop policy, metrics.
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// TOML config: sandboxes to watch, policy, interval (see README).
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// Serve Prometheus metrics on GET /metrics at this address, e.g. 127.0.0.1:9477.
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Probe every sandbox this often [default: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Recovers running at once across sandboxes [default: 4].
+    #[arg(long)]
+    pub max_concurrent: Option<usize>,
+    /// Deadline of one recover [default: 60s].
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// On SIGTERM, how long in-flight repairs may finish [default: 20s].
+    #[arg(long, value_parser = parse_duration)]
+    pub shutdown_grace: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -128,6 +153,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Status(args) => run_cmd::run(args, false).await,
         Command::Demo(args) => demo_cmd::run(args).await,
         Command::Forward(cmd) => forward_cmd::run(cmd).await,
+        Command::Watch(args) => watch_cmd::run(args).await,
         Command::Plugin(PluginCommand::List { json }) => plugin_cmd::list(json).await,
         Command::Plugin(PluginCommand::Inspect { plugin, json }) => {
             plugin_cmd::inspect(&plugin, json).await

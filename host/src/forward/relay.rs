@@ -17,8 +17,9 @@ use crate::backend::Backend;
 
 /// Upper bound for reaching the sandbox side of one connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Per-direction copy buffer. tokio's default (8 KiB) costs ~2x the
-/// syscalls of 64 KiB on bulk transfers (benches/forward_throughput.rs).
+/// Per-direction copy buffer. tokio's default (8 KiB) makes 8x the read and
+/// write syscalls of 64 KiB on bulk transfers, which measurably lowers
+/// throughput; larger buffers gained nothing (docs/benchmarks.md, Forward).
 const RELAY_BUFFER: usize = 64 * 1024;
 
 /// Traffic counters of one forward. `bytes` counts both directions as they

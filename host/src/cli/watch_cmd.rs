@@ -1,0 +1,93 @@
+//! `runner watch [--config FILE] [--metrics ADDR] [--interval 30s] [--max-concurrent 4]`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::backend::docker::DockerBackend;
+use crate::watch::config::WatchConfig;
+use crate::watch::{self as supervisor, WatchOptions};
+
+use super::plugin_cmd::{fail, new_runtime};
+use super::{WatchArgs, exit};
+
+pub async fn run(args: WatchArgs) -> ExitCode {
+    let config = match &args.config {
+        Some(path) => match WatchConfig::load(path) {
+            Ok(c) => c,
+            Err(e) => return fail(exit::USAGE, &e.to_string()),
+        },
+        None => WatchConfig::default(),
+    };
+    let max_concurrent = args
+        .max_concurrent
+        .or(config.max_concurrent)
+        .unwrap_or(4);
+    if !(1..=64).contains(&max_concurrent) {
+        return fail(exit::USAGE, "--max-concurrent must be 1..=64");
+    }
+    let opts = WatchOptions {
+        interval: args
+            .interval
+            .or(config.interval())
+            .unwrap_or(Duration::from_secs(30)),
+        max_concurrent,
+        timeout: args
+            .timeout
+            .or(config.timeout())
+            .unwrap_or(Duration::from_secs(60)),
+        shutdown_grace: args
+            .shutdown_grace
+            .or(config.shutdown_grace())
+            .unwrap_or(Duration::from_secs(20)),
+        config,
+    };
+    let listener = match args.metrics {
+        Some(addr) => match supervisor::bind_metrics(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => return fail(exit::USAGE, &e.to_string()),
+        },
+        None => None,
+    };
+    let runtime = match new_runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let docker = match DockerBackend::connect().await {
+        Ok(d) => d,
+        Err(e) => return fail(exit::UNKNOWN, &e.to_string()),
+    };
+
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let signal = wait_for_signal().await;
+        tracing::info!(signal, "stopping: no new events; finishing in-flight repairs");
+        let _ = tx.send(true);
+    });
+    tracing::info!(
+        interval_s = opts.interval.as_secs_f64(),
+        max_concurrent = opts.max_concurrent,
+        labels = opts.config.labels,
+        listed = opts.config.sandbox.len(),
+        "runner watch starting"
+    );
+    match supervisor::run(runtime, docker, opts, listener, rx).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(exit::UNKNOWN, &e.to_string()),
+    }
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}

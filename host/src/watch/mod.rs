@@ -1,0 +1,730 @@
+//! `runner watch` (DESIGN §7): a long-running supervisor that recovers
+//! sandboxes as soon as Docker restarts them, with a crash-loop policy.
+//!
+//! - Selection: containers labelled `runner.plugin=<name>` (settings from
+//!   their `runner.<key>` labels), and/or the `[[sandbox]]` list of a config
+//!   file ([`config`]).
+//! - Triggers: Docker events (`start`, `die`, `kill`, `stop`, `destroy`,
+//!   `oom`, `health_status`, `restart`), replayed with `since` after the
+//!   stream ends (reconnect with bounded backoff), plus a probe per sandbox
+//!   every interval and a discovery pass (list containers) every interval.
+//! - One task per sandbox owns its [`policy::Policy`] and runs one recover at
+//!   a time; a semaphore bounds recovers across sandboxes. Recovers run
+//!   through [`crate::recovery::Engine`] with an in-process
+//!   [`ForwardRegistry`] (forwards are served and supervised here; live
+//!   detached ones are adopted) and a backend that refuses to start a
+//!   stopped container ([`guard::NoStart`]).
+//! - Shutdown (SIGTERM/SIGINT): stop taking events, give in-flight recovers
+//!   `shutdown_grace` to finish, abandon the rest, close in-process forwards.
+
+pub mod config;
+mod guard;
+pub mod metrics;
+pub mod policy;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::models::{EventMessage, EventMessageTypeEnum};
+use bollard::query_parameters::{EventsOptions, ListContainersOptions};
+use futures_util::StreamExt;
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex as AsyncMutex, Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::audit::AuditLog;
+use crate::backend::docker::DockerBackend;
+use crate::backend::{Backend, BackendError, SandboxState};
+use crate::forward::ForwardRegistry;
+use crate::plugins::PluginSource;
+use crate::recovery::lock::SandboxLock;
+use crate::recovery::report::{Action, Mode, Outcome};
+use crate::recovery::{Engine, Quiet, RunRequest};
+use crate::runtime::{Plugin, Runtime};
+
+use self::config::{MAX_SANDBOXES, WatchConfig};
+use self::metrics::Metrics;
+use self::policy::{Decision, Lifecycle, Observed, Policy, RunResult, Transition};
+
+/// Label naming the plugin of a watched container.
+pub const PLUGIN_LABEL: &str = "runner.plugin";
+/// Events we subscribe to (REFERENCE §6.4).
+const EVENTS: [&str; 8] = [
+    "start",
+    "die",
+    "destroy",
+    "oom",
+    "health_status",
+    "restart",
+    "kill",
+    "stop",
+];
+const INSPECT_DEADLINE: Duration = Duration::from_secs(10);
+const LIST_DEADLINE: Duration = Duration::from_secs(15);
+const RECONNECT_FIRST: Duration = Duration::from_millis(250);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// Messages queued per sandbox; triggers beyond this coalesce.
+const QUEUE: usize = 32;
+/// Distinct plugins loaded at once.
+const MAX_PLUGINS: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("{0}")]
+    Engine(#[from] BackendError),
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    pub config: WatchConfig,
+    pub interval: Duration,
+    pub max_concurrent: usize,
+    /// Deadline of one recover.
+    pub timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+/// One watched sandbox and how to recover it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    name: String,
+    plugin: String,
+    settings: Vec<(String, String)>,
+}
+
+enum Msg {
+    Lifecycle(Lifecycle),
+    Probe(&'static str),
+}
+
+struct Worker {
+    tx: mpsc::Sender<Msg>,
+    handle: JoinHandle<()>,
+}
+
+struct Shared {
+    runtime: Runtime,
+    plugins: AsyncMutex<HashMap<String, Arc<Plugin>>>,
+    backend: Arc<dyn Backend>,
+    forwards: Arc<ForwardRegistry>,
+    audit: Arc<AuditLog>,
+    metrics: Arc<Metrics>,
+    permits: Semaphore,
+    opts: WatchOptions,
+    origin: Instant,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    /// Policy time: monotonic, since the watcher started.
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    async fn plugin(&self, name: &str) -> Result<Arc<Plugin>, String> {
+        let mut plugins = self.plugins.lock().await;
+        if let Some(p) = plugins.get(name) {
+            return Ok(p.clone());
+        }
+        if plugins.len() >= MAX_PLUGINS {
+            return Err(format!("more than {MAX_PLUGINS} distinct plugins"));
+        }
+        let source = PluginSource::parse(name).map_err(|e| e.to_string())?;
+        let plugin = Arc::new(
+            self.runtime
+                .load(&source)
+                .await
+                .map_err(|e| format!("{e:?}"))?,
+        );
+        plugins.insert(name.to_string(), plugin.clone());
+        Ok(plugin)
+    }
+
+    fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+/// Resolves once `rx` turns true (or its sender is gone).
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// A bound, not yet serving, metrics listener (bind errors are usage errors).
+pub async fn bind_metrics(addr: SocketAddr) -> Result<TcpListener, WatchError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| WatchError::Metrics { addr, source })
+}
+
+/// Watch until `shutdown` turns true. `on_ready` is called once the event
+/// stream is subscribed and the first discovery pass ran.
+pub async fn run(
+    runtime: Runtime,
+    docker: DockerBackend,
+    opts: WatchOptions,
+    metrics_listener: Option<TcpListener>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), WatchError> {
+    let docker = Arc::new(docker);
+    let client = docker.client().clone();
+    let forwards = Arc::new(ForwardRegistry::new());
+    let metrics = Arc::new(Metrics::default());
+    let shared = Arc::new(Shared {
+        runtime,
+        plugins: AsyncMutex::new(HashMap::new()),
+        backend: Arc::new(guard::NoStart(docker.clone())),
+        forwards: forwards.clone(),
+        audit: Arc::new(AuditLog::new(AuditLog::default_path())),
+        metrics: metrics.clone(),
+        permits: Semaphore::new(opts.max_concurrent.max(1)),
+        origin: Instant::now(),
+        shutdown: shutdown.clone(),
+        opts,
+    });
+    let mut workers: HashMap<String, Worker> = HashMap::new();
+    let mut shutdown_rx = shutdown.clone();
+    let interval = shared.opts.interval;
+
+    // Event filters: server side by type and event; selection client side
+    // (config-listed sandboxes need not carry labels).
+    let filters = HashMap::from([
+        ("type".to_string(), vec!["container".to_string()]),
+        (
+            "event".to_string(),
+            EVENTS.iter().map(|e| e.to_string()).collect(),
+        ),
+    ]);
+    let mut since: Option<(i64, i64)> = None;
+    let mut reconnect = RECONNECT_FIRST;
+    let mut metrics_task = None;
+    let mut metrics_listener = metrics_listener;
+
+    'outer: loop {
+        let since_arg = since
+            .map(|(s, n)| format!("{s}.{:09}", n.rem_euclid(1_000_000_000)))
+            .unwrap_or_else(|| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+            });
+        let mut stream = client.events(Some(EventsOptions {
+            since: Some(since_arg.clone()),
+            until: None,
+            filters: Some(filters.clone()),
+        }));
+        tracing::info!(since = %since_arg, "subscribed to engine events");
+        // Events may have been missed (first start, or beyond the 256-event
+        // replay buffer): look at every selected container.
+        discover(&shared, &client, &mut workers).await;
+        if let Some(listener) = metrics_listener.take() {
+            let addr = listener.local_addr().ok();
+            tracing::info!(addr = ?addr, "serving metrics on /metrics");
+            metrics_task = Some(tokio::spawn(metrics::serve(
+                listener,
+                metrics.clone(),
+                forwards.clone(),
+                shutdown.clone(),
+            )));
+        }
+        let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stopped(&mut shutdown_rx) => break 'outer,
+                _ = ticker.tick() => discover(&shared, &client, &mut workers).await,
+                next = stream.next() => match next {
+                    Some(Ok(ev)) => {
+                        reconnect = RECONNECT_FIRST;
+                        if let (Some(s), Some(n)) = (ev.time, ev.time_nano) {
+                            if since.is_some_and(|(_, last)| n <= last) {
+                                continue; // replayed twice
+                            }
+                            since = Some((s, n));
+                        }
+                        dispatch(&shared, &ev, &mut workers);
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "engine event stream failed; reconnecting");
+                        break;
+                    }
+                    None => {
+                        tracing::warn!("engine event stream ended; reconnecting");
+                        break;
+                    }
+                },
+            }
+        }
+        tracing::info!(
+            delay_ms = reconnect.as_millis() as u64,
+            "waiting before reconnecting to the engine"
+        );
+        tokio::select! {
+            _ = stopped(&mut shutdown_rx) => break 'outer,
+            _ = tokio::time::sleep(reconnect) => {}
+        }
+        reconnect = (reconnect * 2).min(RECONNECT_MAX);
+        // Wait for the engine to answer before subscribing again.
+        if let Err(e) = tokio::time::timeout(Duration::from_secs(5), client.ping()).await {
+            tracing::warn!("engine ping timed out: {e}");
+        }
+    }
+
+    // Graceful shutdown: no more events; let in-flight recovers finish.
+    tracing::info!(
+        sandboxes = workers.len(),
+        grace_s = shared.opts.shutdown_grace.as_secs_f64(),
+        "shutting down: waiting for in-flight repairs"
+    );
+    let deadline = Instant::now() + shared.opts.shutdown_grace;
+    for (name, w) in workers {
+        drop(w.tx);
+        let abort = w.handle.abort_handle();
+        match tokio::time::timeout_at(deadline, w.handle).await {
+            Ok(_) => {}
+            Err(_) => {
+                abort.abort();
+                tracing::warn!(sandbox = %name, "repair still running at the shutdown deadline; abandoned");
+            }
+        }
+    }
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    drop(shared);
+    // In-process forwards close with the last reference to the registry
+    // (detached forwards that were adopted keep running on their own).
+    let owned = forwards.rows().await.len();
+    drop(forwards);
+    tracing::info!(forwards = owned, "shutdown complete; in-process forwards closed");
+    Ok(())
+}
+
+/// The target for a container, if it is selected.
+fn select(
+    cfg: &WatchConfig,
+    name: &str,
+    labels: &HashMap<String, String>,
+) -> Option<Target> {
+    if let Some(entry) = cfg.sandbox.iter().find(|s| s.name == name) {
+        return Some(Target {
+            name: name.to_string(),
+            plugin: entry.plugin.clone(),
+            settings: entry
+                .settings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        });
+    }
+    if !cfg.labels {
+        return None;
+    }
+    let plugin = labels.get(PLUGIN_LABEL).filter(|p| !p.trim().is_empty())?;
+    Some(Target {
+        name: name.to_string(),
+        plugin: plugin.clone(),
+        settings: Vec::new(),
+    })
+}
+
+fn lifecycle_of(action: &str) -> Option<Lifecycle> {
+    match action {
+        "start" => Some(Lifecycle::Started),
+        "die" => Some(Lifecycle::Died),
+        "kill" | "stop" => Some(Lifecycle::StopRequested),
+        "destroy" => Some(Lifecycle::Destroyed),
+        _ => None,
+    }
+}
+
+fn dispatch(shared: &Arc<Shared>, ev: &EventMessage, workers: &mut HashMap<String, Worker>) {
+    if ev.typ != Some(EventMessageTypeEnum::CONTAINER) {
+        return;
+    }
+    let Some(actor) = &ev.actor else { return };
+    let attrs = actor.attributes.clone().unwrap_or_default();
+    let Some(name) = attrs.get("name").cloned() else {
+        return;
+    };
+    let Some(target) = select(&shared.opts.config, &name, &attrs) else {
+        return;
+    };
+    let action = ev.action.as_deref().unwrap_or("");
+    tracing::info!(
+        sandbox = %name,
+        event = action,
+        exit_code = attrs.get("exitCode").map(String::as_str),
+        signal = attrs.get("signal").map(String::as_str),
+        "engine event"
+    );
+    let msgs: Vec<Msg> = match action {
+        "oom" => vec![],
+        "restart" => vec![Msg::Probe("restart")],
+        a if a.starts_with("health_status") => {
+            if a.contains("unhealthy") {
+                vec![Msg::Probe("unhealthy")]
+            } else {
+                vec![]
+            }
+        }
+        a => lifecycle_of(a).map(Msg::Lifecycle).into_iter().collect(),
+    };
+    if msgs.is_empty() {
+        return;
+    }
+    let Some(worker) = ensure_worker(shared, target, workers) else {
+        return;
+    };
+    for msg in msgs {
+        if worker.tx.try_send(msg).is_err() {
+            tracing::warn!(sandbox = %name, "sandbox queue full; event coalesced");
+        }
+    }
+}
+
+fn ensure_worker<'a>(
+    shared: &Arc<Shared>,
+    target: Target,
+    workers: &'a mut HashMap<String, Worker>,
+) -> Option<&'a mut Worker> {
+    workers.retain(|_, w| !w.handle.is_finished());
+    let exists = workers.contains_key(&target.name);
+    if !exists {
+        if workers.len() >= MAX_SANDBOXES {
+            tracing::warn!(sandbox = %target.name, "already watching {MAX_SANDBOXES} sandboxes; ignoring this one");
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let name = target.name.clone();
+        tracing::info!(sandbox = %name, plugin = %target.plugin, "watching sandbox");
+        let handle = tokio::spawn(worker(shared.clone(), target, rx));
+        workers.insert(name.clone(), Worker { tx, handle });
+        return workers.get_mut(&name);
+    }
+    workers.get_mut(&target.name)
+}
+
+async fn discover(
+    shared: &Arc<Shared>,
+    client: &bollard::Docker,
+    workers: &mut HashMap<String, Worker>,
+) {
+    let opts = ListContainersOptions {
+        all: true,
+        ..Default::default()
+    };
+    let listed = match tokio::time::timeout(LIST_DEADLINE, client.list_containers(Some(opts))).await
+    {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot list containers");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!("listing containers timed out");
+            return;
+        }
+    };
+    for c in listed {
+        let Some(name) = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_string())
+        else {
+            continue;
+        };
+        let labels = c.labels.clone().unwrap_or_default();
+        // A new worker probes at once; existing ones on their own interval.
+        if let Some(target) = select(&shared.opts.config, &name, &labels) {
+            ensure_worker(shared, target, workers);
+        }
+    }
+}
+
+/// What a worker does next.
+enum Next {
+    At(Instant),
+    Exit,
+}
+
+async fn worker(shared: Arc<Shared>, target: Target, mut rx: mpsc::Receiver<Msg>) {
+    let mut policy = Policy::new(shared.opts.config.policy.clone());
+    let mut shutdown = shared.shutdown.clone();
+    let mut next_at = Instant::now();
+    let mut reason: &'static str = "discovered";
+    let mut destroyed = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stopped(&mut shutdown) => return,
+            msg = rx.recv() => match msg {
+                None => return,
+                Some(Msg::Lifecycle(l)) => {
+                    policy.on_lifecycle(shared.now(), l);
+                    destroyed = l == Lifecycle::Destroyed;
+                    if l == Lifecycle::Started {
+                        next_at = Instant::now();
+                        reason = "start";
+                    }
+                    continue;
+                }
+                Some(Msg::Probe(why)) => {
+                    next_at = Instant::now();
+                    reason = why;
+                    continue;
+                }
+            },
+            _ = tokio::time::sleep_until(next_at) => {}
+        }
+        match step(&shared, &target, &mut policy, reason, destroyed).await {
+            Next::At(at) => next_at = at,
+            Next::Exit => {
+                tracing::info!(sandbox = %target.name, "sandbox destroyed; no longer watched");
+                return;
+            }
+        }
+        reason = "interval";
+    }
+}
+
+async fn step(
+    shared: &Shared,
+    target: &Target,
+    policy: &mut Policy,
+    reason: &'static str,
+    destroyed: bool,
+) -> Next {
+    let interval = shared.opts.interval;
+    let later = Next::At(Instant::now() + interval);
+    let name = target.name.as_str();
+    let inspected =
+        tokio::time::timeout(INSPECT_DEADLINE, shared.backend.inspect(name)).await;
+    let observed = match inspected {
+        Ok(Ok(info)) => match info.state {
+            SandboxState::Running => Observed::Running,
+            SandboxState::Restarting => Observed::Restarting,
+            _ => Observed::NotRunning,
+        },
+        Ok(Err(BackendError::SandboxMissing(_))) if destroyed => return Next::Exit,
+        Ok(Err(BackendError::SandboxMissing(_))) => Observed::NotRunning,
+        Ok(Err(e)) => {
+            tracing::warn!(sandbox = name, error = %e, "cannot inspect; will retry");
+            return later;
+        }
+        Err(_) => {
+            tracing::warn!(sandbox = name, "inspect timed out; will retry");
+            return later;
+        }
+    };
+    let decision = policy.decide(shared.now(), observed);
+    match decision {
+        Decision::Skip(why) => {
+            shared.metrics.decision("skip");
+            tracing::info!(sandbox = name, trigger = reason, decision = "skip", reason = why.as_str(), "policy decision");
+            later
+        }
+        Decision::Defer { at } => {
+            shared.metrics.decision("defer");
+            let wait = at.saturating_sub(shared.now());
+            tracing::info!(
+                sandbox = name,
+                trigger = reason,
+                decision = "defer",
+                round = policy.round(),
+                wait_s = wait.as_secs_f64(),
+                "policy decision: crash-loop backoff"
+            );
+            Next::At(Instant::now() + wait)
+        }
+        Decision::Repair => repair(shared, target, policy, reason).await,
+    }
+}
+
+async fn repair(
+    shared: &Shared,
+    target: &Target,
+    policy: &mut Policy,
+    reason: &'static str,
+) -> Next {
+    let interval = shared.opts.interval;
+    let later = Next::At(Instant::now() + interval);
+    let name = target.name.as_str();
+    let mut shutdown = shared.shutdown.clone();
+    let _permit = tokio::select! {
+        _ = stopped(&mut shutdown) => return later,
+        p = shared.permits.acquire() => match p {
+            Ok(p) => p,
+            Err(_) => return later,
+        },
+    };
+    if shared.shutting_down() {
+        return later;
+    }
+    let plugin = match shared.plugin(&target.plugin).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(sandbox = name, plugin = %target.plugin, "cannot load plugin: {e}");
+            return later;
+        }
+    };
+    let _lock = match SandboxLock::acquire(
+        shared.backend.kind(),
+        name,
+        shared.opts.timeout.min(Duration::from_secs(30)),
+    )
+    .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(sandbox = name, "another recover holds the sandbox: {e}");
+            return later;
+        }
+    };
+    let engine = Engine {
+        runtime: &shared.runtime,
+        backend: shared.backend.clone(),
+        forwards: shared.forwards.clone(),
+        audit: Some(shared.audit.clone()),
+        progress: &Quiet,
+    };
+    let report = match engine
+        .run(RunRequest {
+            plugin: &plugin,
+            sandbox: name,
+            mode: Mode::Recover,
+            cli_settings: &target.settings,
+            timeout: shared.opts.timeout,
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(sandbox = name, "configuration error: {e}");
+            return later;
+        }
+    };
+    shared
+        .metrics
+        .probe(Duration::from_millis(report.duration_ms));
+    for link in &report.links {
+        let result = match link.action {
+            Action::Repaired => "repaired",
+            Action::Failed => "failed",
+            Action::Refused => "refused",
+            Action::None | Action::Skipped => continue,
+        };
+        shared.metrics.repair(name, &link.id, result);
+    }
+    let healthy = matches!(report.outcome, Outcome::Healthy | Outcome::Recovered);
+    let result = if !report.mutations.is_empty() {
+        RunResult::Repaired {
+            healthy_after: healthy,
+        }
+    } else if healthy {
+        RunResult::Healthy
+    } else {
+        RunResult::Inconclusive
+    };
+    let outcome = format!("{:?}", report.outcome).to_lowercase();
+    shared.metrics.decision(match result {
+        RunResult::Healthy => "probe-healthy",
+        RunResult::Repaired { .. } => "repair",
+        RunResult::Inconclusive => "inconclusive",
+    });
+    tracing::info!(
+        sandbox = name,
+        trigger = reason,
+        decision = "recover",
+        outcome = %outcome,
+        mutations = report.mutations.len(),
+        failing_layer = report.failing_layer.as_deref(),
+        ms = report.duration_ms,
+        message = report.message.as_deref(),
+        "recover finished"
+    );
+    match policy.record(shared.now(), result) {
+        Transition::None => {}
+        Transition::BackingOff { round, delay } => {
+            shared.metrics.decision("backoff");
+            tracing::warn!(
+                sandbox = name,
+                round,
+                delay_s = delay.as_secs_f64(),
+                repairs_in_window = policy.repairs_in_window(),
+                "crash loop: backing off"
+            );
+        }
+        Transition::Quarantined { rounds } => {
+            shared.metrics.set_quarantined(name, true);
+            tracing::error!(
+                severity = "CRITICAL",
+                sandbox = name,
+                rounds,
+                "CRITICAL: sandbox {name} quarantined after a crash loop; runner watch will not repair it again until it is stopped and started by an operator"
+            );
+        }
+        Transition::Reset => {
+            tracing::info!(sandbox = name, "healthy long enough; crash-loop backoff reset");
+        }
+    }
+    if !policy.is_quarantined() {
+        shared.metrics.set_quarantined(name, false);
+    }
+    // A repair that did not end healthy is retried soon (the policy spaces
+    // retries); a healthy sandbox is probed again after the interval.
+    if !healthy && matches!(result, RunResult::Repaired { .. }) {
+        let soon = interval.min(shared.opts.config.policy.backoff_initial);
+        return Next::At(Instant::now() + soon);
+    }
+    later
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_by_label_and_config() {
+        let cfg = WatchConfig::parse(
+            "[[sandbox]]\nname = \"listed\"\nplugin = \"hermes\"\nsettings = { port = \"1\" }\n",
+        )
+        .unwrap();
+        let none = HashMap::new();
+        let labelled = HashMap::from([(PLUGIN_LABEL.to_string(), "openclaw".to_string())]);
+        assert_eq!(select(&cfg, "other", &none), None);
+        assert_eq!(
+            select(&cfg, "other", &labelled).map(|t| t.plugin),
+            Some("openclaw".into())
+        );
+        let listed = select(&cfg, "listed", &labelled).unwrap();
+        assert_eq!(listed.plugin, "hermes");
+        assert_eq!(listed.settings, vec![("port".into(), "1".into())]);
+        let only_listed = WatchConfig::parse(
+            "labels = false\n[[sandbox]]\nname = \"listed\"\nplugin = \"hermes\"\n",
+        )
+        .unwrap();
+        assert_eq!(select(&only_listed, "other", &labelled), None);
+    }
+
+    #[test]
+    fn events_map_to_lifecycle() {
+        assert_eq!(lifecycle_of("start"), Some(Lifecycle::Started));
+        assert_eq!(lifecycle_of("kill"), Some(Lifecycle::StopRequested));
+        assert_eq!(lifecycle_of("stop"), Some(Lifecycle::StopRequested));
+        assert_eq!(lifecycle_of("die"), Some(Lifecycle::Died));
+        assert_eq!(lifecycle_of("destroy"), Some(Lifecycle::Destroyed));
+        assert_eq!(lifecycle_of("exec_die"), None);
+    }
+}
