@@ -24,12 +24,17 @@ use serde_json::Value;
 /// and gateways compete for the two cores.
 const FIRST_START: Duration = Duration::from_secs(180);
 
-async fn healthy_keepalive(prefix: &str) -> Result<Sandbox> {
+/// `hostname`: kept across `recreate_same_volume` (a pod recreated under its
+/// name); `None` gives every container Docker's default, a new hostname.
+async fn healthy_keepalive(prefix: &str, hostname: Option<&str>) -> Result<Sandbox> {
     let engine = Engine::connect().await?;
     let image = images::ensure("openclaw").await?;
-    let spec = SandboxSpec::new(image)
+    let mut spec = SandboxSpec::new(image)
         .mode(Mode::Keepalive)
         .name_prefix(format!("e2e-{prefix}"));
+    if let Some(h) = hostname {
+        spec = spec.hostname(h);
+    }
     let sb = Sandbox::create(&engine, spec).await?;
     let took = sb
         .wait_http_ok(OPENCLAW_PORT, "/health", FIRST_START)
@@ -186,7 +191,7 @@ async fn ws_origin_verdict(sb: &Sandbox, origin: &str) -> Result<String> {
 
 #[tokio::test]
 async fn kill_9_then_env_file_then_group_writable_source() -> Result<()> {
-    let sb = healthy_keepalive("oc-kill").await?;
+    let sb = healthy_keepalive("oc-kill", None).await?;
     let port = free_port()?;
     let t = Target::openclaw(&sb, port);
     let runner = Runner::new("oc-kill");
@@ -205,9 +210,9 @@ async fn kill_9_then_env_file_then_group_writable_source() -> Result<()> {
         "{}",
         first.context()
     );
-    e2e::expect_steady_status(&runner.status(&t).await, "openclaw");
+    e2e::expect_steady_status(&runner.status(&t).await);
     let steady = runner.recover(&t).await;
-    e2e::expect_steady_recover(&steady, "openclaw", port);
+    e2e::expect_steady_recover(&steady);
     e2e::assert_forward_after_run(&steady, port, "/health").await;
 
     // 1. kill -9: stale locks, no gateway (keepalive relaunches nothing).
@@ -324,8 +329,8 @@ async fn kill_9_then_env_file_then_group_writable_source() -> Result<()> {
 }
 
 #[tokio::test]
-async fn cors_hot_reload_then_docker_restart_then_recreate() -> Result<()> {
-    let mut sb = healthy_keepalive("oc-cors").await?;
+async fn cors_hot_reload_then_docker_restart_then_recreate_under_the_same_hostname() -> Result<()> {
+    let mut sb = healthy_keepalive("oc-cors", Some("oc-cors-e2e")).await?;
     let port = free_port()?;
     // OpenClaw accepts every loopback origin (any port) without a list entry
     // (REFERENCE §1.4), so a dashboard opened from another machine is the
@@ -436,7 +441,8 @@ async fn cors_hot_reload_then_docker_restart_then_recreate() -> Result<()> {
     e2e::assert_forward_after_run(&run, port, "/health").await;
     assert_eq!(ws_origin_verdict(&sb, &origin).await?, "accepted");
 
-    // 3. docker rm -f + recreate on the same volume: a new container id.
+    // 3. docker rm -f + recreate on the same volume under the same hostname
+    // (a pod recreated under its name): a new container id.
     let old = sb.sole_gateway().await?;
     let old_id = sb.id().to_string();
     sb.recreate_same_volume().await?;
@@ -461,5 +467,44 @@ async fn cors_hot_reload_then_docker_restart_then_recreate() -> Result<()> {
         Some(after.as_str()),
         "the volume kept the patch"
     );
+    Ok(())
+}
+
+/// `docker rm -f` + `docker run` on the same volume with Docker's default
+/// hostname. OpenClaw 2026.9 keeps a gateway owner lease (`state_leases` in
+/// `<state>/state/openclaw.sqlite`, TTL 300 s, heartbeat 30 s) and reclaims it
+/// from a dead owner only on the SAME hostname: a relaunch in the new
+/// container exits with "Another Gateway owner lease is still active for this
+/// state directory" until the lease expires. Recovery must still end healthy
+/// (or at least fail fast naming the lease) instead of waiting out its deadline.
+#[tokio::test]
+async fn recreate_with_a_new_hostname_recovers_and_retargets_the_forward() -> Result<()> {
+    let mut sb = healthy_keepalive("oc-recreate", None).await?;
+    let port = free_port()?;
+    let t = Target::openclaw(&sb, port).timeout("150s");
+    let runner = Runner::new("oc-recreate");
+    let first = runner.recover(&t).await;
+    first.expect(0, "recovered");
+    e2e::assert_forward_after_run(&first, port, "/health").await;
+    let old = sb.sole_gateway().await?;
+    let old_id = sb.id().to_string();
+
+    sb.recreate_same_volume().await?;
+    assert_ne!(sb.id(), old_id);
+    let run = runner.recover(&t).await;
+    let log = sb.gateway_log().await?;
+    assert!(
+        !log.contains("Another Gateway owner lease is still active"),
+        "the relaunch was blocked by the old container's owner lease\n{}\n{log}",
+        run.context()
+    );
+    assert_eq!(
+        run.evidence("sandbox", "container").as_deref(),
+        sb.id().get(..12),
+        "{}",
+        run.context()
+    );
+    assert_relaunched(&sb, &run, old).await?;
+    e2e::assert_forward_after_run(&run, port, "/health").await;
     Ok(())
 }

@@ -281,7 +281,12 @@ impl Backend for LocalBackend {
         self.check(sandbox)?;
         let addr = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
         match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => Ok(Box::new(s)),
+            Ok(Ok(s)) => {
+                // Small request/response exchanges (forwards, probes) must
+                // not wait for Nagle.
+                let _ = s.set_nodelay(true);
+                Ok(Box::new(s))
+            }
             Ok(Err(e)) => Err(procfs::connect_error(port, timeout, &e)),
             Err(_) => Err(BackendError::Timeout(format!(
                 "connect to 127.0.0.1:{port} took longer than {timeout:?}"

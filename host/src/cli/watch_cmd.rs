@@ -20,10 +20,7 @@ pub async fn run(args: WatchArgs) -> ExitCode {
         },
         None => WatchConfig::default(),
     };
-    let max_concurrent = args
-        .max_concurrent
-        .or(config.max_concurrent)
-        .unwrap_or(4);
+    let max_concurrent = args.max_concurrent.or(config.max_concurrent).unwrap_or(4);
     if !(1..=64).contains(&max_concurrent) {
         return fail(exit::USAGE, "--max-concurrent must be 1..=64");
     }
@@ -62,7 +59,10 @@ pub async fn run(args: WatchArgs) -> ExitCode {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         let signal = wait_for_signal().await;
-        tracing::info!(signal, "stopping: no new events; finishing in-flight repairs");
+        tracing::info!(
+            signal,
+            "stopping: no new events; finishing in-flight repairs"
+        );
         let _ = tx.send(true);
     });
     tracing::info!(

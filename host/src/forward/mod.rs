@@ -58,6 +58,8 @@ const KILL_WAIT: Duration = Duration::from_secs(2);
 /// fail closed instead of racing whoever still holds it (NemoClaw waits
 /// 3 s for the same reason, REFERENCE §3.9).
 const RELEASE_WAIT: Duration = Duration::from_secs(3);
+/// How long a recorded forward that is exiting may still hold its port.
+const DYING_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ForwardSpec {
@@ -619,11 +621,18 @@ impl ForwardRegistry {
             }
             _ => (None, false),
         };
+        let mut answering = answers(spec).await;
+        if answering && matches!(liveness, Some(Liveness::Zombie)) {
+            // A killed multi-threaded forward shows as a zombie leader while
+            // its other threads still hold the listener for a moment; let it
+            // finish dying rather than mistake its socket for a foreign one.
+            answering = !wait_released(spec, DYING_WAIT).await;
+        }
         let mut obs = Observation {
             record,
             liveness,
             holds_listener,
-            answers: answers(spec).await,
+            answers: answering,
             owner: None,
         };
         if needs_owner(spec, &obs) {
@@ -694,12 +703,30 @@ impl ForwardRegistry {
             ForwardMode::Detached => self.start_detached(backend.kind(), sandbox, spec).await,
             ForwardMode::InProcess => self.start_in_process(backend, sandbox, spec).await,
         };
-        if let Ok(s) = &started
-            && s.state == ForwardState::Owned
-        {
-            self.note_started(addr, 0);
+        match &started {
+            Ok(s) if s.state == ForwardState::Owned => self.note_started(addr, 0),
+            // A start that fails (or loses the port to someone else) is a
+            // failure too, or a supervisor would retry it on every call.
+            Ok(s) if s.state == ForwardState::Foreign => {}
+            _ => self.note_start_failed(addr),
         }
         started
+    }
+
+    fn note_start_failed(&self, addr: SocketAddr) {
+        if self.opts.mode != ForwardMode::InProcess {
+            return;
+        }
+        let now = Instant::now();
+        let mut sup = lock(&self.supervised);
+        let s = sup.entry(addr).or_insert_with(|| Supervised {
+            backoff: RestartBackoff::new(self.opts.restart),
+            death_noted: false,
+            bytes_at_start: 0,
+        });
+        // The death (if any) was counted already; this failure is new.
+        s.death_noted = true;
+        s.backoff.on_failure(now);
     }
 
     /// In-process mode: an owned forward (ours or adopted) is supervised
@@ -1105,6 +1132,19 @@ impl ForwardRegistry {
         };
         record::remove_if(path, id);
         lock(&self.supervised).remove(&addr);
+        if matches!(result, StopResult::Terminated | StopResult::Killed) {
+            // The leader exits before its last thread lets go of the socket;
+            // "stopped" should mean the port is free (OpenShell reports
+            // success ~200 ms before ssh releases it, REFERENCE §3.9).
+            let spec = ForwardSpec {
+                host_port: r.host_port,
+                sandbox_port: r.sandbox_port,
+                bind: r.bind,
+            };
+            if !wait_released(&spec, DYING_WAIT).await {
+                tracing::warn!(%addr, pid = r.pid, "the stopped forward's port still answers");
+            }
+        }
         result
     }
 }
@@ -1412,6 +1452,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(reg.restart_delay(addr, Some(&traffic)), None);
+        // Failed starts count too: no retry on every call.
+        let failing = SocketAddr::from(([127, 0, 0, 1], 1));
+        reg.note_start_failed(failing);
+        assert_eq!(reg.restart_delay(failing, None), None, "first retry is immediate");
+        reg.note_start_failed(failing);
+        assert!(reg.restart_delay(failing, None).is_some());
         // Detached registries do not supervise.
         let one_shot = ForwardRegistry::with_options(ForwardOptions::new(ForwardMode::Detached));
         one_shot.note_started(addr, 0);

@@ -4,6 +4,7 @@
 //! interval = 30          # seconds between probes of each sandbox
 //! max-concurrent = 4     # repairs running at once, across sandboxes
 //! labels = true          # also watch every container labelled runner.plugin=<name>
+//! require-label = "team=a" # optional: label-selected containers must also carry this
 //!
 //! [policy]               # crash-loop policy (seconds); see watch::policy
 //! max-repairs = 5
@@ -65,6 +66,9 @@ pub struct WatchConfig {
     pub max_concurrent: Option<usize>,
     /// Watch containers labelled `runner.plugin=<name>`.
     pub labels: bool,
+    /// `key=value` (or just `key`) that label-selected containers must also
+    /// carry: several watchers can split one engine.
+    pub require_label: Option<String>,
     /// Seconds a recover may take.
     pub timeout: Option<f64>,
     /// Seconds in-flight repairs get to finish on SIGTERM.
@@ -79,6 +83,7 @@ impl Default for WatchConfig {
             interval: None,
             max_concurrent: None,
             labels: true,
+            require_label: None,
             timeout: None,
             shutdown_grace: None,
             policy: PolicyConfig::default(),
@@ -167,6 +172,20 @@ impl WatchConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Does a label-selected container also carry `require-label`?
+    pub fn required_label_matches(
+        &self,
+        labels: &std::collections::HashMap<String, String>,
+    ) -> bool {
+        let Some(req) = &self.require_label else {
+            return true;
+        };
+        match req.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
+            None => labels.contains_key(req.as_str()),
+        }
     }
 
     pub fn interval(&self) -> Option<Duration> {

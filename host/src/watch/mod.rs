@@ -166,8 +166,9 @@ pub async fn bind_metrics(addr: SocketAddr) -> Result<TcpListener, WatchError> {
         .map_err(|source| WatchError::Metrics { addr, source })
 }
 
-/// Watch until `shutdown` turns true. `on_ready` is called once the event
-/// stream is subscribed and the first discovery pass ran.
+/// Watch until `shutdown` turns true. The metrics listener starts serving
+/// once the event stream is subscribed and the first discovery pass ran, so
+/// a scrape that answers means the watcher is ready.
 pub async fn run(
     runtime: Runtime,
     docker: DockerBackend,
@@ -227,6 +228,13 @@ pub async fn run(
         // Events may have been missed (first start, or beyond the 256-event
         // replay buffer): look at every selected container.
         discover(&shared, &client, &mut workers).await;
+        if since.is_some() {
+            // After a gap, probe everything now rather than at the next
+            // interval (a start may have fallen out of the replay buffer).
+            for w in workers.values() {
+                let _ = w.tx.try_send(Msg::Probe("resubscribed"));
+            }
+        }
         if let Some(listener) = metrics_listener.take() {
             let addr = listener.local_addr().ok();
             tracing::info!(addr = ?addr, "serving metrics on /metrics");
@@ -306,16 +314,15 @@ pub async fn run(
     // (detached forwards that were adopted keep running on their own).
     let owned = forwards.rows().await.len();
     drop(forwards);
-    tracing::info!(forwards = owned, "shutdown complete; in-process forwards closed");
+    tracing::info!(
+        forwards = owned,
+        "shutdown complete; in-process forwards closed"
+    );
     Ok(())
 }
 
 /// The target for a container, if it is selected.
-fn select(
-    cfg: &WatchConfig,
-    name: &str,
-    labels: &HashMap<String, String>,
-) -> Option<Target> {
+fn select(cfg: &WatchConfig, name: &str, labels: &HashMap<String, String>) -> Option<Target> {
     if let Some(entry) = cfg.sandbox.iter().find(|s| s.name == name) {
         return Some(Target {
             name: name.to_string(),
@@ -327,7 +334,7 @@ fn select(
                 .collect(),
         });
     }
-    if !cfg.labels {
+    if !cfg.labels || !cfg.required_label_matches(labels) {
         return None;
     }
     let plugin = labels.get(PLUGIN_LABEL).filter(|p| !p.trim().is_empty())?;
@@ -481,8 +488,12 @@ async fn worker(shared: Arc<Shared>, target: Target, mut rx: mpsc::Receiver<Msg>
                     continue;
                 }
                 Some(Msg::Probe(why)) => {
-                    next_at = Instant::now();
-                    reason = why;
+                    // A trigger already pending keeps its (first) reason.
+                    let now = Instant::now();
+                    if next_at > now {
+                        next_at = now;
+                        reason = why;
+                    }
                     continue;
                 }
             },
@@ -509,8 +520,7 @@ async fn step(
     let interval = shared.opts.interval;
     let later = Next::At(Instant::now() + interval);
     let name = target.name.as_str();
-    let inspected =
-        tokio::time::timeout(INSPECT_DEADLINE, shared.backend.inspect(name)).await;
+    let inspected = tokio::time::timeout(INSPECT_DEADLINE, shared.backend.inspect(name)).await;
     let observed = match inspected {
         Ok(Ok(info)) => match info.state {
             SandboxState::Running => Observed::Running,
@@ -529,10 +539,20 @@ async fn step(
         }
     };
     let decision = policy.decide(shared.now(), observed);
+    // An operator's stop → start may have lifted a quarantine.
+    shared
+        .metrics
+        .set_quarantined(name, policy.is_quarantined());
     match decision {
         Decision::Skip(why) => {
             shared.metrics.decision("skip");
-            tracing::info!(sandbox = name, trigger = reason, decision = "skip", reason = why.as_str(), "policy decision");
+            tracing::info!(
+                sandbox = name,
+                trigger = reason,
+                decision = "skip",
+                reason = why.as_str(),
+                "policy decision"
+            );
             later
         }
         Decision::Defer { at } => {
@@ -676,7 +696,10 @@ async fn repair(
             );
         }
         Transition::Reset => {
-            tracing::info!(sandbox = name, "healthy long enough; crash-loop backoff reset");
+            tracing::info!(
+                sandbox = name,
+                "healthy long enough; crash-loop backoff reset"
+            );
         }
     }
     if !policy.is_quarantined() {
@@ -716,6 +739,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(select(&only_listed, "other", &labelled), None);
+        let scoped = WatchConfig::parse("require-label = \"team=a\"\n").unwrap();
+        assert_eq!(select(&scoped, "x", &labelled), None);
+        let mut team = labelled.clone();
+        team.insert("team".into(), "a".into());
+        assert!(select(&scoped, "x", &team).is_some());
+        team.insert("team".into(), "b".into());
+        assert_eq!(select(&scoped, "x", &team), None);
     }
 
     #[test]

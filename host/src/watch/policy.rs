@@ -124,7 +124,9 @@ impl PolicyConfig {
 
     /// Rounds until (and including) the first at `backoff_max`.
     pub fn rounds_to_max(&self) -> u32 {
-        (1..=64).find(|&r| self.delay(r) >= self.backoff_max).unwrap_or(64)
+        (1..=64)
+            .find(|&r| self.delay(r) >= self.backoff_max)
+            .unwrap_or(64)
     }
 }
 
@@ -198,9 +200,14 @@ pub enum RunResult {
 pub enum Transition {
     None,
     /// The window filled or a round ended broken: backoff round `round`.
-    BackingOff { round: u32, delay: Duration },
+    BackingOff {
+        round: u32,
+        delay: Duration,
+    },
     /// Just quarantined: raise the CRITICAL event.
-    Quarantined { rounds: u32 },
+    Quarantined {
+        rounds: u32,
+    },
     /// Healthy long enough: the crash loop is forgotten.
     Reset,
 }
@@ -508,10 +515,7 @@ mod tests {
         let times = crash_loop(&mut p, s(1000), 100);
         // 5 quick repairs fill the window, then rounds 1..=6 (10 s .. 300 s),
         // then the repair after the 300 s round quarantines.
-        let gaps: Vec<u64> = times
-            .windows(2)
-            .map(|w| (w[1] - w[0]).as_secs())
-            .collect();
+        let gaps: Vec<u64> = times.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
         assert_eq!(gaps, [1, 1, 1, 1, 56, 20, 40, 80, 160, 300]);
         assert!(p.is_quarantined());
         assert_eq!(

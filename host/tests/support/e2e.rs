@@ -18,15 +18,6 @@ use runner_e2e::{HttpReply, Sandbox};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Whether a forward started by `runner recover` keeps serving after the
-/// command exits (DESIGN §6: a detached forward process recorded in the state
-/// dir). Until that lands, every run re-creates the forward in-process and it
-/// dies with the process. Every assertion that depends on it goes through
-/// [`assert_forward_after_run`], [`expect_steady_recover`] and
-/// [`expect_steady_status`]; flipping this constant turns them from "what is
-/// true today" into the contract.
-pub const FORWARDS_OUTLIVE_RECOVER: bool = true;
-
 /// Backstop for one runner invocation (its own `--timeout` is shorter).
 const PROCESS_LIMIT: Duration = Duration::from_secs(300);
 
@@ -443,49 +434,12 @@ pub struct Mutation {
     pub result: String,
 }
 
-/// The links the forward-dependent steady state leaves broken today: the
-/// forward died with the previous `runner` process, and the dashboard is
-/// reached through it.
-pub fn forward_dependent_links(plugin: &str) -> &'static [&'static str] {
-    match plugin {
-        "openclaw" => &["forward", "dashboard"],
-        _ => &["forward"],
-    }
-}
-
 /// A `status` of a sandbox whose gateway, guards, locks and config are fine
-/// and that a previous `recover` forwarded.
-pub fn expect_steady_status(run: &Run, plugin: &str) {
-    if FORWARDS_OUTLIVE_RECOVER {
-        run.expect(0, "healthy");
-        assert_eq!(run.failing_layer(), None, "{}", run.context());
-        run.assert_all_healthy_after();
-    } else {
-        // Today: the forward of the last recover died with it.
-        run.expect(1, "broken");
-        assert_eq!(
-            run.failing_layer().as_deref(),
-            Some("forward"),
-            "{}",
-            run.context()
-        );
-        let expected: Vec<String> = forward_dependent_links(plugin)
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(
-            run.unhealthy_after(),
-            expected,
-            "only the forward (and what goes through it) is down\n{}",
-            run.context()
-        );
-        assert_eq!(run.transition("forward").0, "broken");
-        assert!(
-            run.summary("forward").contains("nothing listens"),
-            "{}",
-            run.context()
-        );
-    }
+/// and that a previous `recover` forwarded (the detached forward outlived it).
+pub fn expect_steady_status(run: &Run) {
+    run.expect(0, "healthy");
+    assert_eq!(run.failing_layer(), None, "{}", run.context());
+    run.assert_all_healthy_after();
     assert!(
         run.mutations().is_empty(),
         "status never mutates\n{}",
@@ -493,46 +447,23 @@ pub fn expect_steady_status(run: &Run, plugin: &str) {
     );
 }
 
-/// A `recover` of a sandbox that is already healthy: zero mutations once
-/// forwards persist; today exactly one, re-creating the forward.
-pub fn expect_steady_recover(run: &Run, plugin: &str, host_port: u16) {
+/// A `recover` of a sandbox that is already healthy (forward included):
+/// zero mutations, every link `none` (DESIGN §5).
+pub fn expect_steady_recover(run: &Run) {
+    run.expect(0, "healthy");
     run.assert_all_healthy_after();
-    if FORWARDS_OUTLIVE_RECOVER {
-        run.expect(0, "healthy");
-        assert!(
-            run.mutations().is_empty(),
-            "a second recover must make zero mutations\n{}",
-            run.context()
-        );
-        for id in run.link_ids() {
-            assert_eq!(
-                run.transition(&id).1,
-                "none",
-                "link {id}\n{}",
-                run.context()
-            );
-        }
-    } else {
-        run.expect(0, "recovered");
+    assert!(
+        run.mutations().is_empty(),
+        "a recover of a healthy sandbox must make zero mutations\n{}",
+        run.context()
+    );
+    for id in run.link_ids() {
         assert_eq!(
-            run.mutation_kinds(),
-            ["forward.ensure"],
-            "only the forward is re-created\n{}",
+            run.transition(&id).1,
+            "none",
+            "link {id}\n{}",
             run.context()
         );
-        assert!(
-            run.mutations()[0]
-                .detail
-                .contains(&format!("127.0.0.1:{host_port}")),
-            "{}",
-            run.context()
-        );
-        for id in run.link_ids() {
-            let action = run.transition(&id).1;
-            let want = if id == "forward" { "repaired" } else { "none" };
-            assert_eq!(action, want, "link {id}\n{}", run.context());
-        }
-        let _ = plugin;
     }
 }
 
@@ -541,12 +472,11 @@ pub fn audit_since(runner: &Runner, before: usize) -> Vec<Value> {
     runner.audit().into_iter().skip(before).collect()
 }
 
-/// After a successful recover: the forward on `host_port` from the host's
-/// side. With persistent forwards GET `path` through it must answer 200 (and
-/// the body is returned); today the host port must be free again (the
-/// in-process forward ended with runner, nothing leaked) and `None` is
-/// returned. The report's dashboard/forward links prove it served during the run.
-pub async fn assert_forward_after_run(run: &Run, host_port: u16, path: &str) -> Option<String> {
+/// After a successful recover, from the host's side: the forward is runner's
+/// and still serves once `runner` has exited (a detached `runner forward
+/// serve`, DESIGN §6): GET `path` through 127.0.0.1:`host_port` answers 200.
+/// Returns the body.
+pub async fn assert_forward_after_run(run: &Run, host_port: u16, path: &str) -> String {
     assert_eq!(run.transition("forward").2, "healthy", "{}", run.context());
     assert_eq!(
         run.evidence("forward", "state").as_deref(),
@@ -554,23 +484,14 @@ pub async fn assert_forward_after_run(run: &Run, host_port: u16, path: &str) -> 
         "{}",
         run.context()
     );
-    if FORWARDS_OUTLIVE_RECOVER {
-        let reply = host_get(host_port, path, &[]).await.unwrap_or_else(|e| {
-            panic!(
-                "GET 127.0.0.1:{host_port}{path} through the forward: {e:#}\n{}",
-                run.context()
-            )
-        });
-        assert_eq!(reply.status, 200, "through the forward: {reply:?}");
-        Some(reply.body)
-    } else {
-        assert!(
-            host_port_free(host_port),
-            "host port {host_port} is still held after runner exited (leaked listener?)\n{}",
+    let reply = host_get(host_port, path, &[]).await.unwrap_or_else(|e| {
+        panic!(
+            "GET 127.0.0.1:{host_port}{path} through the forward after runner exited: {e:#}\n{}",
             run.context()
-        );
-        None
-    }
+        )
+    });
+    assert_eq!(reply.status, 200, "through the forward: {reply:?}");
+    reply.body
 }
 
 /// GET http://127.0.0.1:PORT/PATH from the host (HTTP/1.1, Connection: close).
@@ -647,7 +568,7 @@ pub async fn assert_guards_staged(sb: &Sandbox) -> Result<()> {
 }
 
 /// An exact `--require PATH` / `--require=PATH` token.
-fn requires(text: &str, path: &str) -> bool {
+pub fn requires(text: &str, path: &str) -> bool {
     let words: Vec<&str> = text
         .split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
         .collect();
@@ -774,30 +695,4 @@ pub fn start_time_to_unix(ticks: u64) -> f64 {
         .as_secs_f64();
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     now - uptime + ticks as f64 / hz
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origin_insertion_is_recognized() {
-        let before = "{\n  // c\n  \"a\": [\"x\"],\n}\n";
-        let after = "{\n  // c\n  \"a\": [\"x\", \"o\"],\n}\n";
-        assert!(assert_only_origin_inserted(before, after, "o").is_ok());
-        let changed = "{\n  // c\n  \"a\": [\"y\", \"o\"],\n}\n";
-        assert!(assert_only_origin_inserted(before, changed, "o").is_err());
-        let lost_comment = "{\n  \"a\": [\"x\", \"o\"],\n}\n";
-        assert!(assert_only_origin_inserted(before, lost_comment, "o").is_err());
-    }
-
-    #[test]
-    fn require_tokens_are_exact() {
-        assert!(requires(
-            "export NODE_OPTIONS='--require /tmp/a.js'",
-            "/tmp/a.js"
-        ));
-        assert!(requires("--require=/tmp/a.js", "/tmp/a.js"));
-        assert!(!requires("--require /tmp/a.js.bak", "/tmp/a.js"));
-    }
 }

@@ -69,6 +69,9 @@ pub struct SandboxSpec {
     pub name_prefix: Option<String>,
     /// Substring of /proc/PID/cmdline that identifies the gateway; defaults by image.
     pub gateway_pattern: Option<String>,
+    /// Container hostname; kept by `recreate_same_volume` (a pod recreated under
+    /// its name). `None`: Docker's default, a new one for every container.
+    pub hostname: Option<String>,
 }
 
 impl SandboxSpec {
@@ -82,6 +85,7 @@ impl SandboxSpec {
             heavy: None,
             name_prefix: None,
             gateway_pattern: None,
+            hostname: None,
         }
     }
 
@@ -117,6 +121,11 @@ impl SandboxSpec {
 
     pub fn gateway_pattern(mut self, pattern: impl Into<String>) -> Self {
         self.gateway_pattern = Some(pattern.into());
+        self
+    }
+
+    pub fn hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.hostname = Some(hostname.into());
         self
     }
 
@@ -288,6 +297,7 @@ impl Sandbox {
         labels.insert(E2E_LABEL.into(), "1".into());
         ContainerCreateBody {
             image: Some(self.spec.image.clone()),
+            hostname: self.spec.hostname.clone(),
             env: Some(env),
             labels: Some(labels),
             host_config: Some(HostConfig {

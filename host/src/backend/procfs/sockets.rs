@@ -140,6 +140,9 @@ fn netns_connect(ns_path: &str, port: u16, timeout: Duration) -> Result<TcpStrea
     stream
         .set_nonblocking(true)
         .map_err(|e| BackendError::Failed(format!("set_nonblocking: {e}")))?;
+    // Forwards and HTTP probes exchange small request/response messages;
+    // Nagle would hold a second small write until the first is acked.
+    let _ = stream.set_nodelay(true);
     Ok(stream)
 }
 

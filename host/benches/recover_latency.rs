@@ -1,0 +1,356 @@
+//! Recovery latency of the real `runner` binary against real sandboxes.
+//!
+//! (a) `runner status --json` on a healthy fixture sandbox (forward up) vs one
+//!     bare bollard exec round trip, interleaved; and the engine exec round
+//!     trips one `status` causes, counted from the engine's own event stream
+//!     (`exec_create` events of that container).
+//! (b) `runner recover --json` right after `kill -9` of the gateway: wall
+//!     time until the command exits healthy (verified), minus the gateway's
+//!     own start-to-listen time (process start time from the report's
+//!     `gateway` evidence, first listen from polling the sandbox's loopback
+//!     every 5 ms through its network namespace). What is left is runner's
+//!     overhead: process start, probes, lock removal, launch, settle wait,
+//!     verification, forward and dashboard checks.
+//!
+//! `cargo bench -p runner --bench recover_latency`
+//! Environment: RUNNER_BENCH_AGENTS (default `fixture,hermes,openclaw`),
+//! RUNNER_BENCH_STATUS_RUNS (default 30), RUNNER_BENCH_FIXTURE_RUNS (default
+//! 12, at least 10), RUNNER_BENCH_AGENT_RUNS (default 3, real agents).
+
+#[path = "../tests/support/e2e.rs"]
+mod e2e;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail, ensure};
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::query_parameters::EventsOptionsBuilder;
+use e2e::{Runner, Target};
+use futures_util::StreamExt;
+use runner_e2e::layout::OPENCLAW_PORT;
+use runner_e2e::{Engine, Mode, Sandbox, SandboxSpec, free_port, images, netns};
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    n: usize,
+    min: f64,
+    p50: f64,
+    p90: f64,
+    max: f64,
+}
+
+impl Stats {
+    fn of(samples: &[f64]) -> Stats {
+        let mut s = samples.to_vec();
+        s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let at = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
+        Stats {
+            n: s.len(),
+            min: s[0],
+            p50: at(0.5),
+            p90: at(0.9),
+            max: s[s.len() - 1],
+        }
+    }
+}
+
+fn header() {
+    println!(
+        "| {:<52} | {:>4} | {:>9} | {:>9} | {:>9} | {:>9} |",
+        "measurement (ms)", "n", "min", "p50", "p90", "max"
+    );
+    println!(
+        "|{:-<54}|{:->6}|{:->11}|{:->11}|{:->11}|{:->11}|",
+        "", "", "", "", "", ""
+    );
+}
+
+fn row(label: &str, s: Stats) {
+    println!(
+        "| {label:<52} | {:>4} | {:>9.1} | {:>9.1} | {:>9.1} | {:>9.1} |",
+        s.n, s.min, s.p50, s.p90, s.max
+    );
+}
+
+/// create_exec + start_exec (attached) + drain + inspect_exec of `true`.
+async fn bare_exec(engine: &Engine, name: &str) -> Result<f64> {
+    let docker = engine.docker();
+    let started = Instant::now();
+    let created = docker
+        .create_exec(
+            name,
+            CreateExecOptions::<String> {
+                cmd: Some(vec!["true".into()]),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await?;
+    match docker
+        .start_exec(&created.id, Some(StartExecOptions::default()))
+        .await?
+    {
+        StartExecResults::Attached { mut output, .. } => while output.next().await.is_some() {},
+        StartExecResults::Detached => bail!("detached"),
+    }
+    let inspected = docker.inspect_exec(&created.id).await?;
+    ensure!(inspected.exit_code == Some(0), "bare exec: {inspected:?}");
+    Ok(started.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// `exec_create` events of container `id` between two Unix times.
+async fn exec_creates(engine: &Engine, id: &str, since: i64, until: i64) -> Result<usize> {
+    let filters = HashMap::from([("container", vec![id])]);
+    let opts = EventsOptionsBuilder::default()
+        .since(&since.to_string())
+        .until(&until.to_string())
+        .filters(&filters)
+        .build();
+    let mut stream = engine.docker().events(Some(opts));
+    let mut n = 0;
+    let collect = async {
+        while let Some(ev) = stream.next().await {
+            let ev = ev?;
+            if ev
+                .action
+                .as_deref()
+                .is_some_and(|a| a.starts_with("exec_create"))
+            {
+                n += 1;
+            }
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(30), collect)
+        .await
+        .context("event stream did not end")??;
+    Ok(n)
+}
+
+async fn keepalive(engine: &Engine, image: &str, prefix: &str) -> Result<Sandbox> {
+    let spec = SandboxSpec::new(image)
+        .mode(Mode::Keepalive)
+        .name_prefix(format!("bench-{prefix}"));
+    Sandbox::create(engine, spec).await
+}
+
+async fn part_a(engine: &Engine) -> Result<()> {
+    let runs = env_usize("RUNNER_BENCH_STATUS_RUNS", 30).max(10);
+    let sb = keepalive(engine, &images::ensure("fixture").await?, "status").await?;
+    sb.wait_http_ok(OPENCLAW_PORT, "/health", Duration::from_secs(20))
+        .await?;
+    let runner = Runner::new("bench-status");
+    let t = Target::fixture(&sb, free_port()?);
+    runner.recover(&t).await.expect(0, "recovered");
+    // Warm-up: compile cache, engine connection paths.
+    for _ in 0..3 {
+        runner.status(&t).await.expect(0, "healthy");
+        bare_exec(engine, sb.name()).await?;
+    }
+
+    let mut status = Vec::new();
+    let mut exec = Vec::new();
+    for i in 0..runs {
+        let s = async {
+            let r = runner.status(&t).await;
+            r.expect(0, "healthy");
+            r.elapsed.as_secs_f64() * 1000.0
+        };
+        if i % 2 == 0 {
+            status.push(s.await);
+            exec.push(bare_exec(engine, sb.name()).await?);
+        } else {
+            exec.push(bare_exec(engine, sb.name()).await?);
+            status.push(s.await);
+        }
+    }
+
+    // Exec round trips per status, from the engine's event stream.
+    let counted = 10;
+    let since = unix_now().floor() as i64 - 1;
+    for _ in 0..counted {
+        runner.status(&t).await.expect(0, "healthy");
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let until = unix_now().ceil() as i64;
+    let creates = exec_creates(engine, sb.id(), since, until).await?;
+
+    let (s, e) = (Stats::of(&status), Stats::of(&exec));
+    println!(
+        "\n(a) `runner status` on a healthy fixture sandbox vs one bare exec ({runs} interleaved runs each)\n"
+    );
+    header();
+    row("`runner status --json` (whole process, healthy)", s);
+    row("bare bollard exec of `true`", e);
+    let ratio = s.p50 / e.p50;
+    println!(
+        "\np50 ratio status / bare exec = {ratio:.2} (target <= 2.5: {})",
+        if ratio <= 2.5 { "met" } else { "MISSED" }
+    );
+    println!(
+        "engine exec round trips: {creates} exec_create events over {counted} statuses = {:.1} per status (target <= 2)",
+        creates as f64 / counted as f64
+    );
+    Ok(())
+}
+
+struct Sample {
+    total: f64,
+    start_to_listen: f64,
+    before_start: f64,
+    after_listen: f64,
+    gateway_link_ms: f64,
+}
+
+/// Kill the gateway, run `recover`, time it against the gateway's own start.
+async fn recover_once(sb: &Sandbox, runner: &Runner, t: &Target, port: u16) -> Result<Sample> {
+    sb.kill_gateway_9().await?;
+    let host_pid = sb.host_pid().await?;
+    while netns::tcp_listening(host_pid, port, Duration::from_secs(1)).await? {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let poll = tokio::spawn(async move {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline {
+            if let Ok(true) = netns::tcp_listening(host_pid, port, Duration::from_secs(1)).await {
+                return Some(unix_now());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        None
+    });
+    let t0 = unix_now();
+    let run = runner.recover(t).await;
+    let t_end = t0 + run.elapsed.as_secs_f64();
+    run.expect(0, "recovered");
+    run.assert_all_healthy_after();
+    let t_listen = poll.await?.context("the gateway never listened")?;
+    let ticks: u64 = run
+        .evidence("gateway", "start-time")
+        .context("no start-time evidence")?
+        .parse()?;
+    let t_start = e2e::start_time_to_unix(ticks);
+    let gateway_link_ms = run.link("gateway")["ms"].as_f64().unwrap_or(0.0);
+    Ok(Sample {
+        total: (t_end - t0) * 1000.0,
+        start_to_listen: (t_listen - t_start) * 1000.0,
+        before_start: (t_start - t0) * 1000.0,
+        after_listen: (t_end - t_listen) * 1000.0,
+        gateway_link_ms,
+    })
+}
+
+async fn part_b(engine: &Engine, agent: &str, runs: usize, extra: &[(&str, &str)]) -> Result<()> {
+    let (image, port, ready) = match agent {
+        "fixture" => ("fixture", OPENCLAW_PORT, 20),
+        "hermes" => ("hermes", 8642, 60),
+        "openclaw" => ("openclaw", OPENCLAW_PORT, 180),
+        other => bail!("unknown agent {other}"),
+    };
+    let sb = keepalive(engine, &images::ensure(image).await?, agent).await?;
+    sb.wait_http_ok(port, "/health", Duration::from_secs(ready))
+        .await?;
+    let runner = Runner::new(&format!("bench-{agent}"));
+    let host_port = free_port()?;
+    let mut t = match agent {
+        "fixture" => Target::fixture(&sb, host_port),
+        "hermes" => Target::hermes(&sb, host_port),
+        _ => Target::openclaw(&sb, host_port),
+    };
+    for (k, v) in extra {
+        t = t.set(k, v);
+    }
+    runner.recover(&t).await.expect(0, "recovered");
+    let mut samples = Vec::new();
+    for i in 0..runs {
+        let s = recover_once(&sb, &runner, &t, port).await?;
+        eprintln!(
+            "{agent} run {}: total {:.0} ms, gateway start->listen {:.0} ms, overhead {:.0} ms",
+            i + 1,
+            s.total,
+            s.start_to_listen,
+            s.total - s.start_to_listen
+        );
+        samples.push(s);
+    }
+    let pick = |f: fn(&Sample) -> f64| Stats::of(&samples.iter().map(f).collect::<Vec<_>>());
+    let label = if extra.is_empty() {
+        agent.to_string()
+    } else {
+        let sets: Vec<String> = extra.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{agent} ({})", sets.join(", "))
+    };
+    println!("\n(b) `runner recover` after kill -9: {label}\n");
+    header();
+    row(
+        "recover wall time (exit 0, verified healthy)",
+        pick(|s| s.total),
+    );
+    row("gateway's own start -> listen", pick(|s| s.start_to_listen));
+    let overhead = pick(|s| s.total - s.start_to_listen);
+    row("runner overhead = wall - start->listen", overhead);
+    row(
+        "  of which: recover start -> gateway start",
+        pick(|s| s.before_start),
+    );
+    row(
+        "  of which: gateway listens -> recover exits",
+        pick(|s| s.after_listen),
+    );
+    row(
+        "report: gateway link ms (repair + verify)",
+        pick(|s| s.gateway_link_ms),
+    );
+    if agent == "fixture" {
+        println!(
+            "\nfixture overhead p50 {:.0} ms (target <= 300 ms: {})",
+            overhead.p50,
+            if overhead.p50 <= 300.0 {
+                "met"
+            } else {
+                "MISSED"
+            }
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let engine = Engine::connect().await?;
+    let agents =
+        std::env::var("RUNNER_BENCH_AGENTS").unwrap_or_else(|_| "fixture,hermes,openclaw".into());
+    println!(
+        "runner recovery latency (binary {})",
+        env!("CARGO_BIN_EXE_runner")
+    );
+    part_a(&engine).await?;
+    let fixture_runs = env_usize("RUNNER_BENCH_FIXTURE_RUNS", 12).max(10);
+    let agent_runs = env_usize("RUNNER_BENCH_AGENT_RUNS", 3).max(1);
+    for agent in agents.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        if agent == "fixture" {
+            part_b(&engine, agent, fixture_runs, &[]).await?;
+            // What the plugin's fixed post-launch settle wait costs.
+            part_b(&engine, agent, fixture_runs, &[("launch-settle-ms", "0")]).await?;
+        } else {
+            part_b(&engine, agent, agent_runs, &[]).await?;
+        }
+    }
+    Ok(())
+}
