@@ -114,12 +114,15 @@ async fn bare_exec(engine: &Engine, name: &str) -> Result<f64> {
     Ok(started.elapsed().as_secs_f64() * 1000.0)
 }
 
-/// `exec_create` events of container `id` between two Unix times.
-async fn exec_creates(engine: &Engine, id: &str, since: i64, until: i64) -> Result<usize> {
+/// `exec_create` events of container `id` between two instants (Unix
+/// nanoseconds; the engine's `since`/`until` filters only have seconds).
+async fn exec_creates(engine: &Engine, id: &str, from_ns: i64, to_ns: i64) -> Result<usize> {
     let filters = HashMap::from([("container", vec![id])]);
+    let since = (from_ns / 1_000_000_000).to_string();
+    let until = (to_ns / 1_000_000_000 + 1).to_string();
     let opts = EventsOptionsBuilder::default()
-        .since(&since.to_string())
-        .until(&until.to_string())
+        .since(&since)
+        .until(&until)
         .filters(&filters)
         .build();
     let mut stream = engine.docker().events(Some(opts));
@@ -127,10 +130,12 @@ async fn exec_creates(engine: &Engine, id: &str, since: i64, until: i64) -> Resu
     let collect = async {
         while let Some(ev) = stream.next().await {
             let ev = ev?;
-            if ev
-                .action
-                .as_deref()
-                .is_some_and(|a| a.starts_with("exec_create"))
+            let at = ev.time_nano.unwrap_or(0);
+            if (from_ns..=to_ns).contains(&at)
+                && ev
+                    .action
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with("exec_create"))
             {
                 n += 1;
             }
@@ -141,6 +146,13 @@ async fn exec_creates(engine: &Engine, id: &str, since: i64, until: i64) -> Resu
         .await
         .context("event stream did not end")??;
     Ok(n)
+}
+
+fn unix_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as i64
 }
 
 async fn keepalive(engine: &Engine, image: &str, prefix: &str) -> Result<Sandbox> {
@@ -183,13 +195,23 @@ async fn part_a(engine: &Engine) -> Result<()> {
 
     // Exec round trips per status, from the engine's event stream.
     let counted = 10;
-    let since = unix_now().floor() as i64 - 1;
+    let from = unix_nanos();
     for _ in 0..counted {
         runner.status(&t).await.expect(0, "healthy");
     }
+    let to = unix_nanos();
+    // Let the engine publish the last events before reading them back.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let until = unix_now().ceil() as i64;
-    let creates = exec_creates(engine, sb.id(), since, until).await?;
+    let creates = exec_creates(engine, sb.id(), from, to).await?;
+    // The counter itself works: one bare exec shows up as one exec_create.
+    let probe_from = unix_nanos();
+    bare_exec(engine, sb.name()).await?;
+    let probe_to = unix_nanos();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    ensure!(
+        exec_creates(engine, sb.id(), probe_from, probe_to).await? == 1,
+        "the exec_create counter does not see a bare exec"
+    );
 
     let (s, e) = (Stats::of(&status), Stats::of(&exec));
     println!(
@@ -213,13 +235,21 @@ async fn part_a(engine: &Engine) -> Result<()> {
 struct Sample {
     total: f64,
     start_to_listen: f64,
+    /// Start -> `/readyz` 200, for gateways that have a readiness path.
+    start_to_ready: Option<f64>,
     before_start: f64,
     after_listen: f64,
     gateway_link_ms: f64,
 }
 
 /// Kill the gateway, run `recover`, time it against the gateway's own start.
-async fn recover_once(sb: &Sandbox, runner: &Runner, t: &Target, port: u16) -> Result<Sample> {
+async fn recover_once(
+    sb: &Sandbox,
+    runner: &Runner,
+    t: &Target,
+    port: u16,
+    ready_path: Option<&'static str>,
+) -> Result<Sample> {
     sb.kill_gateway_9().await?;
     let host_pid = sb.host_pid().await?;
     while netns::tcp_listening(host_pid, port, Duration::from_secs(1)).await? {
@@ -227,20 +257,34 @@ async fn recover_once(sb: &Sandbox, runner: &Runner, t: &Target, port: u16) -> R
     }
     let poll = tokio::spawn(async move {
         let deadline = Instant::now() + Duration::from_secs(300);
+        let mut listening = None;
         while Instant::now() < deadline {
             if let Ok(true) = netns::tcp_listening(host_pid, port, Duration::from_secs(1)).await {
-                return Some(unix_now());
+                listening = Some(unix_now());
+                break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        None
+        let mut ready = None;
+        if let (Some(_), Some(path)) = (listening, ready_path) {
+            while Instant::now() < deadline {
+                let r = netns::http_get(host_pid, port, path, &[], Duration::from_secs(2)).await;
+                if r.is_ok_and(|r| r.status == 200) {
+                    ready = Some(unix_now());
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        (listening, ready)
     });
     let t0 = unix_now();
     let run = runner.recover(t).await;
     let t_end = t0 + run.elapsed.as_secs_f64();
     run.expect(0, "recovered");
     run.assert_all_healthy_after();
-    let t_listen = poll.await?.context("the gateway never listened")?;
+    let (t_listen, t_ready) = poll.await?;
+    let t_listen = t_listen.context("the gateway never listened")?;
     let ticks: u64 = run
         .evidence("gateway", "start-time")
         .context("no start-time evidence")?
@@ -250,6 +294,7 @@ async fn recover_once(sb: &Sandbox, runner: &Runner, t: &Target, port: u16) -> R
     Ok(Sample {
         total: (t_end - t0) * 1000.0,
         start_to_listen: (t_listen - t_start) * 1000.0,
+        start_to_ready: t_ready.map(|r| (r - t_start) * 1000.0),
         before_start: (t_start - t0) * 1000.0,
         after_listen: (t_end - t_listen) * 1000.0,
         gateway_link_ms,
@@ -257,10 +302,11 @@ async fn recover_once(sb: &Sandbox, runner: &Runner, t: &Target, port: u16) -> R
 }
 
 async fn part_b(engine: &Engine, agent: &str, runs: usize, extra: &[(&str, &str)]) -> Result<()> {
-    let (image, port, ready) = match agent {
-        "fixture" => ("fixture", OPENCLAW_PORT, 20),
-        "hermes" => ("hermes", 8642, 60),
-        "openclaw" => ("openclaw", OPENCLAW_PORT, 180),
+    // OpenClaw's gateway link waits for `/readyz` 200 (plugins/README.md).
+    let (image, port, ready, ready_path) = match agent {
+        "fixture" => ("fixture", OPENCLAW_PORT, 20, None),
+        "hermes" => ("hermes", 8642, 60, None),
+        "openclaw" => ("openclaw", OPENCLAW_PORT, 180, Some("/readyz")),
         other => bail!("unknown agent {other}"),
     };
     let sb = keepalive(engine, &images::ensure(image).await?, agent).await?;
@@ -279,7 +325,7 @@ async fn part_b(engine: &Engine, agent: &str, runs: usize, extra: &[(&str, &str)
     runner.recover(&t).await.expect(0, "recovered");
     let mut samples = Vec::new();
     for i in 0..runs {
-        let s = recover_once(&sb, &runner, &t, port).await?;
+        let s = recover_once(&sb, &runner, &t, port, ready_path).await?;
         eprintln!(
             "{agent} run {}: total {:.0} ms, gateway start->listen {:.0} ms, overhead {:.0} ms",
             i + 1,
@@ -305,6 +351,14 @@ async fn part_b(engine: &Engine, agent: &str, runs: usize, extra: &[(&str, &str)
     row("gateway's own start -> listen", pick(|s| s.start_to_listen));
     let overhead = pick(|s| s.total - s.start_to_listen);
     row("runner overhead = wall - start->listen", overhead);
+    if samples.iter().all(|s| s.start_to_ready.is_some()) {
+        let ready = |s: &Sample| s.start_to_ready.unwrap_or(0.0);
+        row("gateway's own start -> ready (/readyz 200)", pick(ready));
+        row(
+            "runner overhead vs ready = wall - start->ready",
+            pick(|s| s.total - s.start_to_ready.unwrap_or(0.0)),
+        );
+    }
     row(
         "  of which: recover start -> gateway start",
         pick(|s| s.before_start),

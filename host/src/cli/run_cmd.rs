@@ -9,7 +9,7 @@ use crate::backend::docker::DockerBackend;
 use crate::backend::local::LocalBackend;
 use crate::forward::ForwardRegistry;
 use crate::recovery::lock::SandboxLock;
-use crate::recovery::report::Mode;
+use crate::recovery::report::{Mode, PluginRef, Report};
 use crate::recovery::{Engine, RunError, RunRequest};
 use crate::settings;
 
@@ -50,7 +50,21 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
         BackendKind::Local => Arc::new(LocalBackend::new(&args.sandbox)),
         BackendKind::Docker => match DockerBackend::connect().await {
             Ok(d) => Arc::new(d),
-            Err(e) => return fail(exit::UNKNOWN, &e.to_string()),
+            Err(e) => {
+                let report = Report::unreachable(
+                    &args.sandbox,
+                    "docker",
+                    PluginRef {
+                        name: plugin.info.name.clone(),
+                        version: plugin.info.version.clone(),
+                        sha256: plugin.sha256.clone(),
+                    },
+                    mode,
+                    e.to_string(),
+                );
+                print_report(&report, args.json);
+                return ExitCode::from(report.outcome.exit_code());
+            }
         },
     };
 
@@ -87,10 +101,14 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
         Ok(r) => r,
         Err(RunError::Settings(e)) => return fail(exit::USAGE, &e.to_string()),
     };
-    if args.json {
+    print_report(&report, args.json);
+    ExitCode::from(report.outcome.exit_code())
+}
+
+fn print_report(report: &Report, json: bool) {
+    if json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_human());
     }
-    ExitCode::from(report.outcome.exit_code())
 }

@@ -705,9 +705,10 @@ impl ForwardRegistry {
         };
         match &started {
             Ok(s) if s.state == ForwardState::Owned => self.note_started(addr, 0),
-            // A start that fails (or loses the port to someone else) is a
-            // failure too, or a supervisor would retry it on every call.
+            // Losing the port to someone else is reported, not retried.
             Ok(s) if s.state == ForwardState::Foreign => {}
+            // A failed start counts as a death, or a supervisor would retry
+            // it on every call without backing off.
             _ => self.note_start_failed(addr),
         }
         started
@@ -1455,7 +1456,11 @@ mod tests {
         // Failed starts count too: no retry on every call.
         let failing = SocketAddr::from(([127, 0, 0, 1], 1));
         reg.note_start_failed(failing);
-        assert_eq!(reg.restart_delay(failing, None), None, "first retry is immediate");
+        assert_eq!(
+            reg.restart_delay(failing, None),
+            None,
+            "first retry is immediate"
+        );
         reg.note_start_failed(failing);
         assert!(reg.restart_delay(failing, None).is_some());
         // Detached registries do not supervise.

@@ -108,6 +108,39 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of a run that could not reach its backend at all: the
+    /// built-in sandbox link is unknown and nothing else was probed.
+    pub fn unreachable(
+        sandbox: &str,
+        backend: &str,
+        plugin: PluginRef,
+        mode: Mode,
+        message: String,
+    ) -> Self {
+        Report {
+            schema: SCHEMA,
+            sandbox: sandbox.to_string(),
+            backend: backend.to_string(),
+            plugin,
+            mode,
+            outcome: Outcome::Unknown,
+            links: vec![LinkEntry {
+                id: "sandbox".into(),
+                before: State::Unknown,
+                action: Action::None,
+                after: State::Unknown,
+                summary: message.clone(),
+                evidence: serde_json::Map::new(),
+                ms: 0,
+            }],
+            mutations: Vec::new(),
+            duration_ms: 0,
+            failing_layer: Some("sandbox".into()),
+            message: Some(message),
+            plan: None,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("report serializes")
     }
@@ -168,7 +201,9 @@ impl Report {
         if let Some(layer) = &self.failing_layer {
             out.push_str(&format!("; failing layer: {layer}"));
         }
-        if let Some(message) = &self.message {
+        // Skip a message that only repeats the failing link's summary.
+        let repeated = self.links.iter().any(|l| Some(&l.summary) == self.message.as_ref());
+        if let Some(message) = self.message.as_ref().filter(|_| !repeated) {
             out.push_str(&format!("\n  {message}"));
         }
         out.push('\n');
