@@ -158,13 +158,42 @@ async fn first_listen(engine: Engine, name: String) -> Option<f64> {
     None
 }
 
+/// Unix time the sandbox's (single) gateway process started, from field 22
+/// of its /proc/PID/stat inside the container (clock ticks since boot; the
+/// container shares the host's clock).
+async fn gateway_start(sb: &Sandbox) -> Result<f64> {
+    let pids = sb.gateway_pids().await?;
+    let pid = pids.first().context("no gateway process")?.to_string();
+    let stat = sb
+        .exec(&["cat", &format!("/proc/{pid}/stat")], Some("0"))
+        .await?
+        .check("read the gateway's stat")?
+        .stdout;
+    let after = stat.rsplit_once(") ").context("stat")?.1;
+    let ticks: f64 = after
+        .split_whitespace()
+        .nth(19)
+        .context("starttime")?
+        .parse()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")?
+        .split_whitespace()
+        .next()
+        .context("uptime")?
+        .parse()?;
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(unix_now() - uptime + ticks / hz)
+}
+
 async fn part_a(engine: &Engine, image: &str) -> Result<()> {
     let runs = env_usize("RUNNER_BENCH_WATCH_RESTARTS", 20).max(20);
     let scope = token("bench-mttr");
     let mut sbs = create_many(engine, image, &scope, 1, 1).await?;
     let port = sbs[0].1;
     let name = sbs[0].0.name().to_string();
-    let w = Watch::start("bench-mttr", &scope, "", "30s").await?;
+    // 20+ repairs of one sandbox in a few minutes are a crash loop by the
+    // default policy (5 in 60 s); the bench measures repairs, not the policy.
+    let policy = "[policy]\nmax-repairs = 1000\nwindow = 60\n";
+    let w = Watch::start("bench-mttr", &scope, policy, "30s").await?;
     first_ok(Duration::from_secs(60), || dashboard_ok(port))
         .await
         .context("never healthy at discovery")?;
@@ -188,24 +217,28 @@ async fn part_a(engine: &Engine, image: &str) -> Result<()> {
                 w.log_text()
             );
         };
-        let mttr = ((t_healthy - t_listen) * 1000.0).max(0.0);
+        let t_gw = gateway_start(&sbs[0].0).await?;
+        // healthy-through-forward minus the gateway's own start-to-listen.
+        let mttr = ((t_healthy - t_started) - (t_listen - t_gw)) * 1000.0;
         rows.push((
             i,
             (t_started - t0) * 1000.0,
             (t_listen - t_started) * 1000.0,
             (t_healthy - t_started) * 1000.0,
+            (t_listen - t_gw) * 1000.0,
             mttr,
         ));
         eprintln!(
-            "restart {i}: docker restart {:.0} ms, started→listen {:.0} ms, started→healthy {:.0} ms, MTTR {mttr:.0} ms",
-            rows[i].1, rows[i].2, rows[i].3
+            "restart {i}: docker restart {:.0} ms, started→listen {:.0} ms, started→healthy {:.0} ms, gateway start→listen {:.0} ms, MTTR {mttr:.0} ms",
+            rows[i].1, rows[i].2, rows[i].3, rows[i].4
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     drop(w);
     remove_many(std::mem::take(&mut sbs)).await;
 
-    let mttr: Vec<f64> = rows.iter().map(|r| r.4).collect();
+    let mttr: Vec<f64> = rows.iter().map(|r| r.5).collect();
+    let gw: Vec<f64> = rows.iter().map(|r| r.4).collect();
     let raw: Vec<f64> = rows.iter().map(|r| r.3).collect();
     let listen: Vec<f64> = rows.iter().map(|r| r.2).collect();
     println!("\n(a) MTTR after `docker restart` under `runner watch` ({runs} restarts)\n");
@@ -214,7 +247,11 @@ async fn part_a(engine: &Engine, image: &str) -> Result<()> {
     for (label, s) in [
         ("container started → gateway listening", &listen),
         ("container started → healthy through forward", &raw),
-        ("MTTR: gateway listening → healthy through forward", &mttr),
+        ("gateway process start → listening", &gw),
+        (
+            "MTTR: started → healthy minus gateway start → listen",
+            &mttr,
+        ),
     ] {
         println!(
             "| {label} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
@@ -227,12 +264,12 @@ async fn part_a(engine: &Engine, image: &str) -> Result<()> {
     }
     let csv = docs_dir().join("watch_mttr.csv");
     let mut text = String::from(
-        "restart,docker_restart_ms,started_to_listen_ms,started_to_healthy_ms,mttr_ms\n",
+        "restart,docker_restart_ms,started_to_listen_ms,started_to_healthy_ms,gateway_start_to_listen_ms,mttr_ms\n",
     );
     for r in &rows {
         text.push_str(&format!(
-            "{},{:.1},{:.1},{:.1},{:.1}\n",
-            r.0, r.1, r.2, r.3, r.4
+            "{},{:.1},{:.1},{:.1},{:.1},{:.1}\n",
+            r.0, r.1, r.2, r.3, r.4, r.5
         ));
     }
     std::fs::write(&csv, text)?;
@@ -247,8 +284,8 @@ fn plot(csv: &std::path::Path, mttr: &[f64]) {
     let script = format!(
         "set terminal pngcairo size 800,400; set output '{}'; set datafile separator ','; \
          set title 'runner watch: MTTR after docker restart (fixture)'; set xlabel 'restart'; \
-         set ylabel 'ms (gateway listening -> healthy through forward)'; set grid; \
-         plot '{}' using 1:5 skip 1 with linespoints title 'MTTR'",
+         set ylabel 'MTTR (ms)'; set grid; \
+         plot '{}' using 1:6 skip 1 with linespoints title 'MTTR'",
         png.display(),
         csv.display()
     );
@@ -376,8 +413,7 @@ async fn parts_bc(engine: &Engine, image: &str, do_b: bool, do_c: bool) -> Resul
             let all = start.elapsed();
             let failed = waits.iter().filter(|w| w.is_none()).count();
             println!(
-                "\n({}) {m} simultaneous `docker restart`s under one `runner watch` watching {n}\n",
-                "c"
+                "\n(c) {m} simultaneous `docker restart`s under one `runner watch` watching {n}\n"
             );
             println!("| measurement | value | target |");
             println!("|---|---:|---:|");

@@ -834,8 +834,9 @@ async fn status_with_an_unreachable_engine_is_unknown_exit_3() -> Result<()> {
         .run(&unreachable_engine_args(false), &[NO_ENGINE])
         .await;
     assert_eq!(run.code, Some(3), "{}", run.context());
+    // Human output: the cause (and its fix) is named, wherever it is printed.
     assert!(
-        run.stderr.contains("/nonexistent.sock"),
+        format!("{}{}", run.stdout, run.stderr).contains("/nonexistent.sock"),
         "the cause is named\n{}",
         run.context()
     );
