@@ -862,13 +862,14 @@ impl ForwardRegistry {
             path: self.dir.clone(),
             source,
         })?;
-        let exe = match &self.opts.exe {
-            Some(p) => p.clone(),
-            None => std::env::current_exe().map_err(|source| ForwardError::Spawn {
-                exe: PathBuf::from("runner"),
-                source,
-            })?,
-        };
+        // /proc/self/exe still runs this binary after a package upgrade or
+        // rebuild replaced the file (current_exe() would then name a deleted
+        // path that cannot be executed).
+        let exe = self
+            .opts
+            .exe
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
         let log = record::log_path(&self.dir, spec.bind, spec.host_port);
         let mut child = spawn::spawn_serve(&spawn::ServeCommand {
             exe: &exe,

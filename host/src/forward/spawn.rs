@@ -68,6 +68,13 @@ pub(crate) fn spawn_serve(c: &ServeCommand<'_>) -> Result<Child, ForwardError> {
         source,
     })?;
     let mut cmd = Command::new(c.exe);
+    // argv[0] names the real binary even when spawned via /proc/self/exe, so
+    // `ps` and the identity check read a runner command line.
+    if c.exe == Path::new("/proc/self/exe")
+        && let Ok(real) = std::env::current_exe()
+    {
+        cmd.arg0(real);
+    }
     cmd.args(serve_args(c))
         // The child must find and write its record where we look for it.
         .env("RUNNER_STATE_DIR", c.state_dir)

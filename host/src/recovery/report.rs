@@ -202,7 +202,10 @@ impl Report {
             out.push_str(&format!("; failing layer: {layer}"));
         }
         // Skip a message that only repeats the failing link's summary.
-        let repeated = self.links.iter().any(|l| Some(&l.summary) == self.message.as_ref());
+        let repeated = self
+            .links
+            .iter()
+            .any(|l| Some(&l.summary) == self.message.as_ref());
         if let Some(message) = self.message.as_ref().filter(|_| !repeated) {
             out.push_str(&format!("\n  {message}"));
         }
