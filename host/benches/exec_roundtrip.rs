@@ -7,8 +7,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use futures_util::StreamExt;
 use runner::backend::docker::DockerBackend;
 use runner::backend::{Backend, ExecSpec};
 use runner_e2e::{Engine, Mode, Sandbox, SandboxSpec, images};
@@ -36,7 +34,7 @@ async fn main() -> Result<()> {
 
     for _ in 0..WARMUP {
         ours(&backend, &name).await?;
-        bare(&backend, &name).await?;
+        runner_e2e::exec::bare_true_exec(backend.client(), &name).await?;
     }
     let mut t_ours = Vec::with_capacity(runs);
     let mut t_bare = Vec::with_capacity(runs);
@@ -44,9 +42,9 @@ async fn main() -> Result<()> {
         // Alternate who goes first so neither always runs on a warm engine.
         if i % 2 == 0 {
             t_ours.push(ours(&backend, &name).await?);
-            t_bare.push(bare(&backend, &name).await?);
+            t_bare.push(runner_e2e::exec::bare_true_exec(backend.client(), &name).await?);
         } else {
-            t_bare.push(bare(&backend, &name).await?);
+            t_bare.push(runner_e2e::exec::bare_true_exec(backend.client(), &name).await?);
             t_ours.push(ours(&backend, &name).await?);
         }
     }
@@ -79,37 +77,6 @@ async fn ours(backend: &DockerBackend, name: &str) -> Result<Duration> {
     let took = started.elapsed();
     if r.exit_code != 0 {
         bail!("`true` exited {}", r.exit_code);
-    }
-    Ok(took)
-}
-
-/// create_exec + start_exec (attached) + drain + inspect_exec: the minimum
-/// the Engine API needs for an exit code.
-async fn bare(backend: &DockerBackend, name: &str) -> Result<Duration> {
-    let docker = backend.client();
-    let started = Instant::now();
-    let created = docker
-        .create_exec(
-            name,
-            CreateExecOptions::<String> {
-                cmd: Some(vec!["true".into()]),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            },
-        )
-        .await?;
-    match docker
-        .start_exec(&created.id, Some(StartExecOptions::default()))
-        .await?
-    {
-        StartExecResults::Attached { mut output, .. } => while output.next().await.is_some() {},
-        StartExecResults::Detached => bail!("detached"),
-    }
-    let inspected = docker.inspect_exec(&created.id).await?;
-    let took = started.elapsed();
-    if inspected.running == Some(true) || inspected.exit_code != Some(0) {
-        bail!("bare exec did not finish cleanly: {inspected:?}");
     }
     Ok(took)
 }

@@ -24,7 +24,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
-use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::query_parameters::EventsOptionsBuilder;
 use e2e::{Runner, Target};
 use futures_util::StreamExt;
@@ -87,33 +86,6 @@ fn row(label: &str, s: Stats) {
     );
 }
 
-/// create_exec + start_exec (attached) + drain + inspect_exec of `true`.
-async fn bare_exec(engine: &Engine, name: &str) -> Result<f64> {
-    let docker = engine.docker();
-    let started = Instant::now();
-    let created = docker
-        .create_exec(
-            name,
-            CreateExecOptions::<String> {
-                cmd: Some(vec!["true".into()]),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            },
-        )
-        .await?;
-    match docker
-        .start_exec(&created.id, Some(StartExecOptions::default()))
-        .await?
-    {
-        StartExecResults::Attached { mut output, .. } => while output.next().await.is_some() {},
-        StartExecResults::Detached => bail!("detached"),
-    }
-    let inspected = docker.inspect_exec(&created.id).await?;
-    ensure!(inspected.exit_code == Some(0), "bare exec: {inspected:?}");
-    Ok(started.elapsed().as_secs_f64() * 1000.0)
-}
-
 /// `exec_create` events of container `id` between two instants (Unix
 /// nanoseconds; the engine's `since`/`until` filters only have seconds).
 async fn exec_creates(engine: &Engine, id: &str, from_ns: i64, to_ns: i64) -> Result<usize> {
@@ -173,7 +145,7 @@ async fn part_a(engine: &Engine) -> Result<()> {
     // Warm-up: compile cache, engine connection paths.
     for _ in 0..3 {
         runner.status(&t).await.expect(0, "healthy");
-        bare_exec(engine, sb.name()).await?;
+        runner_e2e::exec::bare_true_exec(engine.docker(), sb.name()).await?;
     }
 
     let mut status = Vec::new();
@@ -186,9 +158,19 @@ async fn part_a(engine: &Engine) -> Result<()> {
         };
         if i % 2 == 0 {
             status.push(s.await);
-            exec.push(bare_exec(engine, sb.name()).await?);
+            exec.push(
+                runner_e2e::exec::bare_true_exec(engine.docker(), sb.name())
+                    .await?
+                    .as_secs_f64()
+                    * 1000.0,
+            );
         } else {
-            exec.push(bare_exec(engine, sb.name()).await?);
+            exec.push(
+                runner_e2e::exec::bare_true_exec(engine.docker(), sb.name())
+                    .await?
+                    .as_secs_f64()
+                    * 1000.0,
+            );
             status.push(s.await);
         }
     }
@@ -205,7 +187,7 @@ async fn part_a(engine: &Engine) -> Result<()> {
     let creates = exec_creates(engine, sb.id(), from, to).await?;
     // The counter itself works: one bare exec shows up as one exec_create.
     let probe_from = unix_nanos();
-    bare_exec(engine, sb.name()).await?;
+    runner_e2e::exec::bare_true_exec(engine.docker(), sb.name()).await?;
     let probe_to = unix_nanos();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     ensure!(

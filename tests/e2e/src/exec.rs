@@ -140,3 +140,34 @@ impl Sandbox {
         }
     }
 }
+
+/// The bare Engine API minimum for an exit code — create_exec, attached
+/// start_exec, drain, inspect_exec — of `true` in `container`: the yardstick
+/// the benches compare runner's own calls against.
+pub async fn bare_true_exec(docker: &bollard::Docker, container: &str) -> Result<Duration> {
+    let started = std::time::Instant::now();
+    let created = docker
+        .create_exec(
+            container,
+            CreateExecOptions::<String> {
+                cmd: Some(vec!["true".into()]),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await?;
+    match docker
+        .start_exec(&created.id, Some(StartExecOptions::default()))
+        .await?
+    {
+        StartExecResults::Attached { mut output, .. } => while output.next().await.is_some() {},
+        StartExecResults::Detached => bail!("bare exec started detached"),
+    }
+    let inspected = docker.inspect_exec(&created.id).await?;
+    let took = started.elapsed();
+    if inspected.running == Some(true) || inspected.exit_code != Some(0) {
+        bail!("bare exec did not finish cleanly: {inspected:?}");
+    }
+    Ok(took)
+}
