@@ -16,7 +16,7 @@ use anyhow::{Context, Result, ensure};
 use e2e::{Runner, Target};
 use runner_e2e::agents::openclaw;
 use runner_e2e::layout::{self, OPENCLAW_CONFIG, OPENCLAW_PORT};
-use runner_e2e::wait::poll_value;
+use runner_e2e::wait::{poll_until, poll_value};
 use runner_e2e::{Engine, Mode, Sandbox, SandboxSpec, free_port, images};
 use serde_json::Value;
 
@@ -314,6 +314,23 @@ async fn kill_9_then_env_file_then_group_writable_source() -> Result<()> {
         .check("chmod g+w")?;
     sb.delete_guards().await?;
     sb.kill_gateway_9().await?;
+    // A kill -9'd OpenClaw leaves its workers (process title `openclaw`)
+    // alive for 1–2 s (REFERENCE §1.7); until they are gone the plugin
+    // rightly reads the gateway as "starting". This step is about the
+    // refusal, so start from a gateway that is entirely dead.
+    poll_until(
+        "the killed gateway's processes to exit",
+        Duration::from_secs(15),
+        Duration::from_millis(200),
+        || async {
+            Ok(sb
+                .pids_matching(openclaw::ANY_PROCESS)
+                .await?
+                .is_empty()
+                .then_some(()))
+        },
+    )
+    .await?;
     let audit_before = runner.audit().len();
     let run = runner.recover(&t).await;
     run.expect(1, "broken");

@@ -51,8 +51,10 @@ fn stamp(path: &Path) -> Option<(u64, u64, i64, i64)> {
 pub type Origins = Arc<RwLock<Vec<String>>>;
 
 pub fn watch(path: PathBuf, origins: Origins, log: fn(&str)) {
+    // Stamp before the thread exists: a change made right after `watch`
+    // returns must be seen as a change, however late the thread starts.
+    let mut last = stamp(&path);
     thread::spawn(move || {
-        let mut last = stamp(&path);
         loop {
             thread::sleep(POLL_EVERY);
             let now = stamp(&path);
