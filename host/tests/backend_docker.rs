@@ -424,14 +424,16 @@ async fn spawn_detached_identity_matches_processes_and_signal_checks_it() {
         .await
         .unwrap();
     let procs = f
+        // busybox runs applets by re-executing /proc/self/exe and renames
+        // itself afterwards, so under load a snapshot can catch the new
+        // cmdline while comm still reads "exe": wait for both to settle.
         .wait_for("spawned sleep", |ps| {
             ps.iter()
-                .any(|p| p.id == id && p.cmdline == ["sleep", "1000"])
+                .any(|p| p.id == id && p.cmdline == ["sleep", "1000"] && p.comm == "sleep")
         })
         .await;
     let p = procs.iter().find(|p| p.id == id).unwrap();
     assert_eq!(p.uid, 1000);
-    assert_eq!(p.comm, "sleep");
     // Own session, as seen from inside: field 6 (session) == its pid.
     let stat = f.sh(&format!("cat /proc/{}/stat", id.pid)).await;
     let after: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
