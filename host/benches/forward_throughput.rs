@@ -9,6 +9,11 @@
 //!
 //! Targets (issue 5): forward ≥ 90 % of direct and ≥ socat; p50 round-trip
 //! overhead ≤ 100 µs. Results are recorded in docs/benchmarks.md.
+//!
+//! Apples to apples: the same client writes the same payload to the same
+//! sink (and the same echo server) in every row; the rows differ only in
+//! the relay put between them. The forward is the `runner` binary of this
+//! build profile (`cargo bench` builds it optimized).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -95,6 +100,11 @@ struct Relays {
 }
 
 impl Relays {
+    /// The pid of the relay listening for `runner(…)`/`socat(…)` last.
+    fn last_pid(&self) -> Option<u32> {
+        self.children.last().map(Child::id)
+    }
+
     fn runner(&mut self, target: u16) -> u16 {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_runner"))
@@ -208,32 +218,79 @@ fn main() {
     };
     let sink = sink_server();
     let echo = echo_server();
-    let mut targets = vec![("direct".to_string(), sink, echo)];
+    // (name, sink port, echo port, pid of the relay in front of the sink)
+    let mut targets = vec![("direct".to_string(), sink, echo, None)];
+    let fwd_sink = relays.runner(sink);
+    let fwd_pid = relays.last_pid();
     targets.push((
         "runner forward".into(),
-        relays.runner(sink),
+        fwd_sink,
         relays.runner(echo),
+        fwd_pid,
     ));
-    match (relays.socat(sink), relays.socat(echo)) {
-        (Some(a), Some(b)) => targets.push(("socat".into(), a, b)),
-        _ => eprintln!("socat not found; install it (apt-get install socat) to compare"),
+    match relays.socat(sink) {
+        Some(a) => {
+            let pid = relays.last_pid();
+            if let Some(b) = relays.socat(echo) {
+                targets.push(("socat".into(), a, b, pid));
+            }
+        }
+        None => eprintln!("socat not found; install it (apt-get install socat) to compare"),
     }
 
     println!(
-        "forward_throughput: {mib} MiB per run, best of {runs}; {rounds} round trips of {MSG} B; {} CPUs",
+        "forward_throughput: {mib} MiB per run, best of {runs} (paths interleaved per run); {rounds} round trips of {MSG} B; {} CPUs; load average {}",
         std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(1)
+            .unwrap_or(1),
+        load_average()
     );
+    // Interleaved: every run measures each path once, so a burst of load
+    // from elsewhere hits all paths alike instead of one of them.
+    let mut best = vec![0.0f64; targets.len()];
+    // CPU seconds the relay process spent, over all runs: unlike MiB/s this
+    // hardly depends on what else the machine is doing.
+    let mut cpu = vec![0.0f64; targets.len()];
+    for run in 0..runs {
+        let mut line = format!("run {}:", run + 1);
+        for (i, (name, sink_port, _, pid)) in targets.iter().enumerate() {
+            let before = pid.map(cpu_seconds);
+            let mbps = throughput(*sink_port, bytes, 1);
+            if let (Some(pid), Some(before)) = (pid, before) {
+                // socat forks per connection: wait (bounded) until the
+                // child is reaped and its time lands in the parent's.
+                let mut after = cpu_seconds(*pid);
+                for _ in 0..100 {
+                    if !has_children(*pid) {
+                        after = cpu_seconds(*pid);
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                cpu[i] += after - before;
+            }
+            best[i] = best[i].max(mbps);
+            line += &format!(" {name} {mbps:.0}");
+        }
+        println!("{line} MiB/s");
+    }
+    let gib = (bytes * runs as u64) as f64 / (1024.0 * 1024.0 * 1024.0);
+    for (i, (name, _, _, pid)) in targets.iter().enumerate() {
+        if pid.is_some() {
+            println!(
+                "{name}: relay CPU {:.2} s per GiB (user + system)",
+                cpu[i] / gib
+            );
+        }
+    }
     println!(
         "{:<16} {:>12} {:>10} {:>10} {:>10}",
         "path", "MiB/s", "% direct", "p50 µs", "p99 µs"
     );
     let mut results = Vec::new();
-    for (name, sink_port, echo_port) in &targets {
-        let mbps = throughput(*sink_port, bytes, runs);
+    for (i, (name, _, echo_port, _)) in targets.iter().enumerate() {
         let (p50, p99) = latency(*echo_port, rounds);
-        results.push((name.clone(), mbps, p50, p99));
+        results.push((name.clone(), best[i], p50, p99));
     }
     let direct = results[0].clone();
     for (name, mbps, p50, p99) in &results {
@@ -256,4 +313,34 @@ fn main() {
             );
         }
     }
+    println!("load average at the end: {}", load_average());
+}
+
+/// User + system CPU time of `pid` and its reaped children, in seconds
+/// (/proc/PID/stat fields 14–17, in USER_HZ = 100 ticks per second).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name, which may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
+}
+
+/// Whether `pid` has a child process right now (socat's per-connection fork).
+fn has_children(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|c| !c.trim().is_empty())
+        .unwrap_or(false)
+}
+
+/// The 1, 5 and 15 minute load averages, for the record.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }

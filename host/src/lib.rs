@@ -9,6 +9,7 @@ pub mod audit;
 pub mod backend;
 pub mod capabilities;
 pub mod cli;
+pub mod conformance;
 pub mod forward;
 pub mod net;
 pub mod paths;

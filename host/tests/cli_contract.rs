@@ -4,39 +4,28 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use support::wasm;
+use support::{CliHome, wasm};
 
+/// A private state dir, so the audit log can be checked per test.
 struct Run {
-    state: PathBuf,
+    home: CliHome,
 }
 
 impl Run {
     fn new(tag: &str) -> Self {
-        let state = std::env::temp_dir().join(format!("runner-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&state);
-        Self { state }
+        Self {
+            home: CliHome::new(tag),
+        }
     }
 
     fn runner(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_runner"))
-            .args(args)
-            .env("RUNNER_STATE_DIR", &self.state)
-            .env("RUNNER_CACHE_DIR", self.state.join("cache"))
-            .output()
-            .expect("runner runs")
+        self.home.run(args)
     }
 
     fn audit_exists(&self) -> bool {
-        self.state.join("audit.jsonl").exists()
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.state);
+        self.home.state.join("audit.jsonl").exists()
     }
 }
 
@@ -88,8 +77,8 @@ fn nonexistent_plugin_path_is_a_usage_error() {
 #[test]
 fn a_file_that_is_not_wasm_is_a_usage_error() {
     let run = Run::new("notwasm");
-    std::fs::create_dir_all(&run.state).unwrap();
-    let file = run.state.join("notes.wasm");
+    std::fs::create_dir_all(&run.home.state).unwrap();
+    let file = run.home.state.join("notes.wasm");
     std::fs::write(&file, "just text").unwrap();
     assert_usage_error(
         &run.runner(&status_args(file.to_str().unwrap(), &[])),
@@ -100,8 +89,8 @@ fn a_file_that_is_not_wasm_is_a_usage_error() {
 #[test]
 fn a_core_module_instead_of_a_component_is_a_usage_error() {
     let run = Run::new("core");
-    std::fs::create_dir_all(&run.state).unwrap();
-    let file = run.state.join("core.wasm");
+    std::fs::create_dir_all(&run.home.state).unwrap();
+    let file = run.home.state.join("core.wasm");
     std::fs::write(&file, b"\0asm\x01\0\0\0").unwrap();
     assert_usage_error(
         &run.runner(&status_args(file.to_str().unwrap(), &[])),

@@ -878,3 +878,43 @@ fn support_recognizes_an_origin_insertion_and_exact_require_tokens() {
     assert!(e2e::requires("--require=/tmp/a.js", "/tmp/a.js"));
     assert!(!e2e::requires("--require /tmp/a.js.bak", "/tmp/a.js"));
 }
+
+#[tokio::test]
+async fn gateway_that_exits_at_launch_fails_fast_with_its_log_tail() -> Result<()> {
+    let engine = Engine::connect().await?;
+    let spec = fixture_spec(Mode::Keepalive, "exits")
+        .await?
+        .env("FIXTURE_MODE", "always-crash");
+    let sb = Sandbox::create(&engine, spec).await?;
+    let port = free_port()?;
+    // A deadline far beyond the crash: failing fast must not need it.
+    let t = Target::fixture(&sb, port).timeout("120s");
+    let runner = Runner::new("exits");
+
+    let run = runner.recover(&t).await;
+    run.expect(1, "broken");
+    assert_eq!(
+        run.failing_layer().as_deref(),
+        Some("gateway"),
+        "{}",
+        run.context()
+    );
+    // The gateway's own last words reach the report.
+    let text = format!("{} {}", run.summary("gateway"), run.message());
+    assert!(
+        text.contains("always-crash mode"),
+        "no log tail in the report: {}",
+        run.context()
+    );
+    let took_ms = run.report()["duration_ms"]
+        .as_u64()
+        .context("duration_ms")?;
+    assert!(
+        took_ms < 60_000,
+        "waited {took_ms} ms for a gateway that had exited (deadline 120 s): {}",
+        run.context()
+    );
+    // Nothing left running: the crashed gateway is not respawned behind our back.
+    assert_eq!(sb.gateway_pids().await?.len(), 0);
+    Ok(())
+}

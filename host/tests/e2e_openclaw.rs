@@ -508,3 +508,188 @@ async fn cors_hot_reload_then_docker_restart_then_recreate_under_the_same_hostna
     );
     Ok(())
 }
+
+/// `docker rm -f` + `docker run` on the same volume with Docker's default
+/// hostname. OpenClaw 2026.9 keeps a gateway owner lease (`state_leases` in
+/// `<state>/state/openclaw.sqlite`, TTL 300 s, renewed every 30 s) and a new
+/// gateway reclaims it from a dead owner only on the SAME hostname: a
+/// relaunch in the new container exits with "Another Gateway owner lease is
+/// still active" until it expires (docs/openclaw-lease.md). The `locks` link
+/// releases it once its owner is provably dead — and never while a live
+/// gateway owns it: not on a healthy sandbox, and not from a neighbour
+/// container sharing the volume while the first one's gateway runs.
+#[tokio::test]
+async fn recreate_with_a_new_hostname_reclaims_the_stale_lease_and_recovers() -> Result<()> {
+    let mut sb = healthy_keepalive("oc-lease", None).await?;
+    let port = free_port()?;
+    let t = Target::openclaw(&sb, port);
+    let runner = Runner::new("oc-lease");
+    let first = runner.recover(&t).await;
+    first.expect(0, "recovered");
+    e2e::assert_forward_after_run(&first, port, "/health").await;
+    let old = sb.sole_gateway().await?;
+    let old_host = e2e::hostname(&sb).await?;
+    let lease = e2e::openclaw_owner_lease(&sb)
+        .await?
+        .context("the first gateway's owner lease")?;
+    assert_eq!(
+        (lease.pid, lease.started_at, lease.host.as_str()),
+        (old.0, Some(old.1), old_host.as_str()),
+        "the lease names the running gateway: {lease:?}"
+    );
+
+    // 1. A live owner's lease is never touched: status and recover of the
+    // healthy sandbox leave the row as it was granted.
+    e2e::expect_steady_status(&runner.status(&t).await);
+    e2e::expect_steady_recover(&runner.recover(&t).await);
+    let now = e2e::openclaw_owner_lease(&sb).await?.context("lease")?;
+    ensure!(
+        now.same_grant(&lease),
+        "lease changed: {lease:?} -> {now:?}"
+    );
+
+    // 2. Nor from a neighbour on the same volume (new hostname, no gateway of
+    // its own) while the first container's gateway lives: the lease's owner
+    // pid means nothing in the neighbour's pid namespace, but the gateway's
+    // coordinator lock on the shared volume proves it alive. Refused: the
+    // lease and the JSON locks stay, the first gateway keeps serving.
+    let locks = lock_paths(&sb).await?;
+    let mut lock_text = Vec::new();
+    for l in &locks {
+        lock_text.push(sb.read_file(l).await?.context("lock")?);
+    }
+    {
+        let spec = SandboxSpec::new(images::ensure("openclaw").await?)
+            .mode(Mode::Keepalive)
+            .volume(sb.volume())
+            .name_prefix("e2e-oc-lease-neighbour");
+        let nb = Sandbox::create(sb.engine(), spec).await?;
+        ensure!(
+            nb.gateway_pids().await?.is_empty(),
+            "the neighbour runs no gateway"
+        );
+        let nport = free_port()?;
+        let run = runner.recover(&Target::openclaw(&nb, nport)).await;
+        run.expect(1, "broken");
+        assert_eq!(
+            run.failing_layer().as_deref(),
+            Some("locks"),
+            "{}",
+            run.context()
+        );
+        let summary = run.summary("locks");
+        assert!(
+            summary.contains("a live gateway elsewhere owns this state dir")
+                && summary.contains("gateway.state.lock.sqlite"),
+            "{}",
+            run.context()
+        );
+        assert!(
+            !run.mutations()
+                .iter()
+                .any(|m| m.kind == "files.remove-if" || m.detail.contains("reclaim")),
+            "nothing of the live owner removed\n{}",
+            run.context()
+        );
+        nb.remove().await?;
+    }
+    let now = e2e::openclaw_owner_lease(&sb).await?.context("lease")?;
+    ensure!(
+        now.same_grant(&lease),
+        "lease changed: {lease:?} -> {now:?}"
+    );
+    for (l, text) in locks.iter().zip(&lock_text) {
+        assert_eq!(sb.read_file(l).await?.as_ref(), Some(text), "{l} untouched");
+    }
+    assert_eq!(sb.sole_gateway().await?, old, "the first gateway lives on");
+    let health = sb.http_get(OPENCLAW_PORT, "/health", &[]).await?;
+    ensure!(health.status == 200, "/health: {health:?}");
+
+    // 3. rm -f + recreate with a new hostname: the old lease survives on the
+    // volume, naming the dead gateway on the old host.
+    let old_id = sb.id().to_string();
+    sb.recreate_same_volume().await?;
+    assert_ne!(sb.id(), old_id);
+    let new_host = e2e::hostname(&sb).await?;
+    assert_ne!(new_host, old_host, "Docker's default hostname changed");
+    let stale = e2e::openclaw_owner_lease(&sb)
+        .await?
+        .context("the old lease survives the recreate")?;
+    ensure!(stale.same_grant(&lease), "{stale:?} vs {lease:?}");
+
+    let run = runner.recover(&t).await;
+    let log = sb.gateway_log().await?;
+    assert!(
+        !log.contains("Another Gateway owner lease is still active"),
+        "the relaunch was blocked by the old container's owner lease\n{}\n{log}",
+        run.context()
+    );
+    let (before, action, after) = run.transition("locks");
+    eprintln!(
+        "locks {before} -> {action} -> {after}; owner-lease evidence: {:?}",
+        run.evidence("locks", "owner-lease")
+    );
+    assert!(
+        matches!(before.as_str(), "broken" | "unknown")
+            && (action.as_str(), after.as_str()) == ("repaired", "healthy"),
+        "locks: {before} {action} {after}\n{}",
+        run.context()
+    );
+    let released = run
+        .mutation_index("exec.run", "reclaim")
+        .context("the lease release")?;
+    assert_eq!(
+        run.mutations()[released].result,
+        "exit 0",
+        "{}",
+        run.context()
+    );
+    let spawned = run
+        .mutation_index("spawn.detached", "gateway-launch")
+        .context("launch")?;
+    assert!(
+        released < spawned,
+        "lease released after the launch\n{}",
+        run.context()
+    );
+    assert_eq!(
+        run.evidence("sandbox", "container").as_deref(),
+        sb.id().get(..12),
+        "{}",
+        run.context()
+    );
+    let new = assert_relaunched(&sb, &run, old).await?;
+    e2e::assert_forward_after_run(&run, port, "/health").await;
+    assert_eq!(
+        run.transition("dashboard").2,
+        "healthy",
+        "{}",
+        run.context()
+    );
+
+    // The lease is now the new gateway's, granted on the new host.
+    let granted = poll_value(
+        "the owner lease to name the new gateway",
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        || e2e::openclaw_owner_lease(&sb),
+        |l| l.as_ref().is_some_and(|l| l.pid == new.0),
+    )
+    .await?
+    .context("lease")?;
+    assert_eq!(
+        (granted.started_at, granted.host.as_str()),
+        (Some(new.1), new_host.as_str()),
+        "{granted:?}"
+    );
+    assert_ne!(granted.owner, stale.owner, "a new grant");
+
+    // A second recover makes no mutation and leaves the new lease alone.
+    e2e::expect_steady_recover(&runner.recover(&t).await);
+    let now = e2e::openclaw_owner_lease(&sb).await?.context("lease")?;
+    ensure!(
+        now.same_grant(&granted),
+        "lease changed: {granted:?} -> {now:?}"
+    );
+    Ok(())
+}

@@ -227,7 +227,22 @@ async fn sigterm_shuts_down_gracefully() -> Result<()> {
             Some(RestartContainerOptionsBuilder::default().t(1).build()),
         )
         .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGTERM as soon as the start-triggered recover is running (it takes
+    // a few hundred ms; the log is polled every 5 ms).
+    let started = Instant::now();
+    while !w
+        .log_text()
+        .lines()
+        .any(|l| l.contains("recover started") && l.contains("trigger=\"start\""))
+    {
+        if started.elapsed() > Duration::from_secs(20) {
+            bail!(
+                "the start-triggered recover never started:\n{}",
+                w.log_text()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let t0 = Instant::now();
     w.terminate()?;
     let status = tokio::time::timeout(Duration::from_secs(30), w.child.wait())
@@ -245,7 +260,9 @@ async fn sigterm_shuts_down_gracefully() -> Result<()> {
     assert!(log.contains("shutdown complete"), "{log}");
     // The repair the restart triggered was in flight and allowed to finish.
     let finished = log
-        .find("trigger=\"start\"")
+        .lines()
+        .find(|l| l.contains("recover finished") && l.contains("trigger=\"start\""))
+        .and_then(|l| log.find(l))
         .context("the start-triggered repair never finished")?;
     let signalled = log.find("SIGTERM").context("no signal line")?;
     let waiting = log
@@ -485,5 +502,86 @@ async fn a_bad_watch_config_is_a_usage_error() -> Result<()> {
     )?;
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A gateway killed inside the container is no container event: the cheap
+/// liveness tick (procfs only) notices it, and only then does a full pass run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_gateway_is_noticed_by_the_liveness_tick_without_an_event() -> Result<()> {
+    let (engine, image) = setup().await?;
+    let scope = token("liveness");
+    let port = free_port()?;
+    let sb = Sandbox::create(&engine, labelled(&image, &scope, port)).await?;
+    // Full passes an hour apart: anything within the test is the liveness
+    // tick (1 s) or an event.
+    let w = Watch::start("liveness", &scope, "full-interval = 3600\n", "1s").await?;
+    wait_dashboard(port, Duration::from_secs(60), &w).await?;
+    w.wait_log(
+        &[
+            "recover finished",
+            "trigger=\"discovered\"",
+            "liveness=\"armed\"",
+        ],
+        1,
+        Duration::from_secs(30),
+    )
+    .await?;
+    // Several ticks with everything alive: no full pass beyond discovery.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let passes = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains("recover finished"))
+            .count()
+    };
+    assert_eq!(
+        passes(&w.log_text()),
+        1,
+        "extra full passes:\n{}",
+        w.log_text()
+    );
+    let before = w.repairs(sb.name()).await?;
+
+    let pids = sb.gateway_pids().await?;
+    assert_eq!(pids.len(), 1, "one gateway expected: {pids:?}");
+    sb.exec(&["kill", "-9", &pids[0].to_string()], Some("0"))
+        .await?
+        .check("kill the gateway")?;
+    w.wait_log(
+        &[
+            "liveness check failed",
+            &format!("gateway pid {} gone", pids[0]),
+        ],
+        1,
+        Duration::from_secs(15),
+    )
+    .await?;
+    w.wait_log(
+        &[
+            "recover finished",
+            "trigger=\"liveness\"",
+            "outcome=recovered",
+        ],
+        1,
+        Duration::from_secs(30),
+    )
+    .await?;
+    wait_dashboard(port, Duration::from_secs(30), &w).await?;
+    let after = w.repairs(sb.name()).await?;
+    assert!(after > before, "no repair counted: {before} -> {after}");
+    let log = w.log_text();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("engine event") && l.contains(sb.name())),
+        "the repair came from an engine event, not the tick:\n{log}"
+    );
+    let new_pids = sb.gateway_pids().await?;
+    assert_eq!(
+        new_pids.len(),
+        1,
+        "one gateway after the repair: {new_pids:?}"
+    );
+    assert_ne!(new_pids, pids);
+    sb.remove().await?;
     Ok(())
 }

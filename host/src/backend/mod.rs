@@ -169,9 +169,11 @@ pub enum BackendError {
     EngineUnreachable { cause: String, fix: String },
 }
 
-/// A byte stream to a port inside a sandbox.
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+/// A byte stream to a port inside a sandbox. `Any` lets the forward relay
+/// recognise a plain `tokio::net::TcpStream` (netns connect, local backend)
+/// and move its bytes with splice(2) instead of copying them.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + std::any::Any {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 
 /// Everything the host can do to a sandbox. All methods are bounded: an
 /// implementation never waits longer than the deadline it was given or, for

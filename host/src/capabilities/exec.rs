@@ -8,10 +8,11 @@ use super::{Access, CallKind, Capability, clamp_bytes, clamp_ms};
 
 impl Host for PluginState {
     async fn run(&mut self, sandbox: String, req: ExecRequest) -> Result<ExecOutput, ExecError> {
-        let caps = &self.caps;
-        let backend = caps
+        let backend = self
+            .caps
             .admit(Capability::Exec, &sandbox, Access::Read)
             .map_err(ExecError::Denied)?;
+        let caps = &self.caps;
         if req.argv.is_empty() {
             return Err(ExecError::Failed("argv is empty".into()));
         }

@@ -73,7 +73,12 @@ struct Admitted {
 impl PluginState {
     /// The checks both calls share: bound sandbox, declared capability, an
     /// absolute path, and a clamped deadline.
-    fn admit_http(&self, sandbox: &str, path: &str, timeout_ms: u32) -> Result<Admitted, CapError> {
+    fn admit_http(
+        &mut self,
+        sandbox: &str,
+        path: &str,
+        timeout_ms: u32,
+    ) -> Result<Admitted, CapError> {
         let backend = self
             .caps
             .admit(Capability::Http, sandbox, Access::Read)

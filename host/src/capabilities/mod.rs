@@ -72,6 +72,16 @@ pub enum CallKind {
     Repair,
 }
 
+impl CallKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CallKind::Describe => "describe",
+            CallKind::Probe => "probe",
+            CallKind::Repair => "repair",
+        }
+    }
+}
+
 /// Whether a capability call changes the sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -86,6 +96,42 @@ pub struct Mutation {
     pub action: String,
     pub detail: String,
     pub result: String,
+}
+
+/// A capability call the host refused before it reached the backend. Kept
+/// per call so `runner conformance` can hold a plugin to the contract even
+/// though the host already made the call harmless.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// The call named a sandbox other than the bound one.
+    OtherSandbox {
+        capability: &'static str,
+        sandbox: String,
+    },
+    /// The plugin did not declare the capability in `describe`.
+    Undeclared { capability: &'static str },
+    /// A mutating call outside `repair`.
+    MutationOutsideRepair {
+        capability: &'static str,
+        during: CallKind,
+    },
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Denial::OtherSandbox {
+                capability,
+                sandbox,
+            } => write!(f, "{capability} call aimed at another sandbox '{sandbox}'"),
+            Denial::Undeclared { capability } => {
+                write!(f, "{capability} call without declaring '{capability}'")
+            }
+            Denial::MutationOutsideRepair { capability, during } => {
+                write!(f, "mutating {capability} call during {}", during.name())
+            }
+        }
+    }
 }
 
 /// Host-side limits on capability calls.
@@ -132,6 +178,8 @@ pub struct CapContext {
     pub forwards: Option<Arc<ForwardRegistry>>,
     pub audit: Option<Arc<AuditLog>>,
     pub mutations: Vec<Mutation>,
+    /// Calls refused by [`CapContext::admit`] during this call.
+    pub denials: Vec<Denial>,
 }
 
 impl CapContext {
@@ -148,6 +196,7 @@ impl CapContext {
             forwards: None,
             audit: None,
             mutations: Vec::new(),
+            denials: Vec::new(),
         }
     }
 
@@ -179,43 +228,56 @@ impl CapContext {
             forwards: Some(forwards),
             audit,
             mutations: Vec::new(),
+            denials: Vec::new(),
         }
     }
 
-    /// May this call go ahead? Returns the backend to use.
+    /// May this call go ahead? Returns the backend to use. A refusal is
+    /// remembered in [`CapContext::denials`] and logged.
     pub fn admit(
-        &self,
+        &mut self,
         cap: Capability,
         sandbox: &str,
         access: Access,
     ) -> Result<Arc<dyn Backend>, String> {
-        if sandbox != self.sandbox || self.sandbox.is_empty() {
-            return Err(format!(
-                "plugin {} is bound to sandbox '{}' and may not reach '{sandbox}'",
-                self.plugin, self.sandbox
-            ));
-        }
-        if !self.granted.contains(&cap) {
-            return Err(format!(
-                "plugin {} did not declare the '{}' capability in describe",
-                self.plugin,
-                cap.name()
-            ));
-        }
-        if access == Access::Mutate && self.kind != CallKind::Repair {
-            return Err(format!(
-                "{} may not mutate the sandbox during {}; only repair may",
-                cap.name(),
-                match self.kind {
-                    CallKind::Describe => "describe",
-                    CallKind::Probe => "probe",
-                    CallKind::Repair => "repair",
-                }
-            ));
+        let capability = cap.name();
+        let denial = if sandbox != self.sandbox || self.sandbox.is_empty() {
+            Some(Denial::OtherSandbox {
+                capability,
+                sandbox: sandbox.to_string(),
+            })
+        } else if !self.granted.contains(&cap) {
+            Some(Denial::Undeclared { capability })
+        } else if access == Access::Mutate && self.kind != CallKind::Repair {
+            Some(Denial::MutationOutsideRepair {
+                capability,
+                during: self.kind,
+            })
+        } else {
+            None
+        };
+        if let Some(denial) = denial {
+            let message = match &denial {
+                Denial::OtherSandbox { sandbox, .. } => format!(
+                    "plugin {} is bound to sandbox '{}' and may not reach '{sandbox}'",
+                    self.plugin, self.sandbox
+                ),
+                Denial::Undeclared { capability } => format!(
+                    "plugin {} did not declare the '{capability}' capability in describe",
+                    self.plugin
+                ),
+                Denial::MutationOutsideRepair { capability, during } => format!(
+                    "{capability} may not mutate the sandbox during {}; only repair may",
+                    during.name()
+                ),
+            };
+            tracing::warn!(plugin = %self.plugin, sandbox = %self.sandbox, "capability denied: {message}");
+            self.denials.push(denial);
+            return Err(message);
         }
         self.backend
             .clone()
-            .ok_or_else(|| format!("no backend is bound during {:?}", self.kind))
+            .ok_or_else(|| format!("no backend is bound during {}", self.kind.name()))
     }
 
     /// Remember a mutation and append it to the audit log.

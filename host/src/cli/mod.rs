@@ -1,6 +1,7 @@
 //! The command line (DESIGN §8). Parsing and output live here; everything
 //! else is library code.
 
+mod conformance_cmd;
 mod demo_cmd;
 pub mod exit;
 mod forward_cmd;
@@ -44,6 +45,20 @@ pub enum Command {
     Forward(forward_cmd::ForwardCommand),
     /// Supervise sandboxes: recover on container start, crash-loop policy, metrics.
     Watch(WatchArgs),
+    /// Certify a plugin component against the contract (no engine needed).
+    Conformance(ConformanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConformanceArgs {
+    /// A path to a .wasm component, or a built-in name (`openclaw`, `hermes`).
+    pub plugin: String,
+    /// Override a plugin setting for the suite (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print one JSON object (schema runner.conformance/v1).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -54,10 +69,14 @@ pub struct WatchArgs {
     /// Serve Prometheus metrics on GET /metrics at this address, e.g. 127.0.0.1:9477.
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
-    /// Probe every sandbox this often [default: 30s].
+    /// Liveness check of every sandbox this often (procfs only) [default: 10s].
     #[arg(long, value_parser = parse_duration)]
     pub interval: Option<Duration>,
-    /// Recovers running at once across sandboxes [default: 4].
+    /// Mean time between full plugin passes of a healthy sandbox, jittered
+    /// 0.5–1.5× [default: 15m].
+    #[arg(long, value_parser = parse_duration)]
+    pub full_interval: Option<Duration>,
+    /// Urgent recovers (events, failed checks) at once across sandboxes [default: 16].
     #[arg(long)]
     pub max_concurrent: Option<usize>,
     /// Deadline of one recover [default: 60s].
@@ -154,6 +173,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Demo(args) => demo_cmd::run(args).await,
         Command::Forward(cmd) => forward_cmd::run(cmd).await,
         Command::Watch(args) => watch_cmd::run(args).await,
+        Command::Conformance(args) => conformance_cmd::run(args).await,
         Command::Plugin(PluginCommand::List { json }) => plugin_cmd::list(json).await,
         Command::Plugin(PluginCommand::Inspect { plugin, json }) => {
             plugin_cmd::inspect(&plugin, json).await

@@ -1,4 +1,5 @@
-//! `runner watch [--config FILE] [--metrics ADDR] [--interval 30s] [--max-concurrent 4]`.
+//! `runner watch [--config FILE] [--metrics ADDR] [--interval 10s] [--full-interval 15m]
+//! [--max-concurrent 16]`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,6 +13,13 @@ use crate::watch::{self as supervisor, WatchOptions};
 use super::plugin_cmd::{fail, new_runtime};
 use super::{WatchArgs, exit};
 
+/// Between liveness checks (procfs reads only).
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// Mean time between full plugin passes of a healthy sandbox.
+const DEFAULT_FULL_INTERVAL: Duration = Duration::from_secs(900);
+/// Urgent recovers at once (routine full passes get half as many).
+const DEFAULT_MAX_CONCURRENT: usize = 16;
+
 pub async fn run(args: WatchArgs) -> ExitCode {
     let config = match &args.config {
         Some(path) => match WatchConfig::load(path) {
@@ -20,7 +28,10 @@ pub async fn run(args: WatchArgs) -> ExitCode {
         },
         None => WatchConfig::default(),
     };
-    let max_concurrent = args.max_concurrent.or(config.max_concurrent).unwrap_or(4);
+    let max_concurrent = args
+        .max_concurrent
+        .or(config.max_concurrent)
+        .unwrap_or(DEFAULT_MAX_CONCURRENT);
     if !(1..=64).contains(&max_concurrent) {
         return fail(exit::USAGE, "--max-concurrent must be 1..=64");
     }
@@ -28,7 +39,11 @@ pub async fn run(args: WatchArgs) -> ExitCode {
         interval: args
             .interval
             .or(config.interval())
-            .unwrap_or(Duration::from_secs(30)),
+            .unwrap_or(DEFAULT_INTERVAL),
+        full_interval: args
+            .full_interval
+            .or(config.full_interval())
+            .unwrap_or(DEFAULT_FULL_INTERVAL),
         max_concurrent,
         timeout: args
             .timeout
@@ -67,6 +82,7 @@ pub async fn run(args: WatchArgs) -> ExitCode {
     });
     tracing::info!(
         interval_s = opts.interval.as_secs_f64(),
+        full_interval_s = opts.full_interval.as_secs_f64(),
         max_concurrent = opts.max_concurrent,
         labels = opts.config.labels,
         listed = opts.config.sandbox.len(),

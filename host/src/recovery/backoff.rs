@@ -20,9 +20,13 @@ impl Backoff {
         }
     }
 
-    /// The verification default: 50 ms, ×1.5, capped at 1 s.
+    /// The verification default: 10 ms, ×1.5, capped at 500 ms. A probe
+    /// itself takes tens of ms, so the first re-checks come right after each
+    /// other (a fixture gateway listens ~20 ms after its start), and a slow
+    /// agent (OpenClaw, ready ~15–20 s after its start) is seen ready at most
+    /// half a second late while being probed only twice a second.
     pub fn verify() -> Self {
-        Self::new(Duration::from_millis(50), 1.5, Duration::from_secs(1))
+        Self::new(Duration::from_millis(10), 1.5, Duration::from_millis(500))
     }
 
     /// Next delay, clipped to `remaining`; `None` when no time is left.

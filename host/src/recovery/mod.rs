@@ -155,6 +155,11 @@ impl Engine<'_> {
             }
             Err(fault) => return Ok(self.fault(report, mutations, started, fault)),
         };
+        tracing::debug!(
+            sandbox = %req.sandbox,
+            at_ms = started.elapsed().as_millis() as u64,
+            "first probe done"
+        );
         let mut ledger = Ledger {
             before: first
                 .iter()
@@ -226,6 +231,8 @@ impl Engine<'_> {
         mutations: &mut Vec<Mutation>,
         report: &mut Report,
     ) -> Result<(), PluginFault> {
+        // The run's start, so `at_ms` in the traces lines up with "first probe done".
+        let started = deadline - req.timeout;
         let mut attempted = HashSet::new();
         let mut settled = HashSet::new();
         // Each link is repaired at most once and waited for at most once, so
@@ -325,14 +332,27 @@ impl Engine<'_> {
                 }
                 RepairOutcome::Repaired(_) | RepairOutcome::NotNeeded(_) => {}
             }
+            tracing::debug!(
+                sandbox = %target.sandbox,
+                %link,
+                repair_ms = link_started.elapsed().as_millis() as u64,
+                at_ms = started.elapsed().as_millis() as u64,
+                "repair returned"
+            );
             // Prove it: poll until this link is healthy or time runs out.
             self.progress.phase(&format!("verifying {link}"));
             *current = self
-                .wait_until(req.plugin, target, &link, deadline, mutations, |h| {
-                    h == Health::Healthy
-                })
+                .verify(req.plugin, target, &link, deadline, mutations)
                 .await?;
             let healthy = health_of(current, &link) == Health::Healthy;
+            tracing::debug!(
+                sandbox = %target.sandbox,
+                %link,
+                healthy,
+                link_ms = link_started.elapsed().as_millis() as u64,
+                at_ms = started.elapsed().as_millis() as u64,
+                "verification done"
+            );
             ledger.action.insert(
                 link.clone(),
                 if healthy {
@@ -353,6 +373,44 @@ impl Engine<'_> {
         };
         report.failing_layer = layer;
         Ok(())
+    }
+
+    /// Verification of a repaired link: re-probe at once, then with backoff,
+    /// until it is healthy, the deadline passes, or it said "still starting"
+    /// and then broke (what the repair started has died: see
+    /// [`plan::Verification`]); returns the last probe.
+    async fn verify(
+        &self,
+        plugin: &Plugin,
+        target: &Target,
+        link: &str,
+        deadline: Instant,
+        mutations: &mut Vec<Mutation>,
+    ) -> Result<Vec<LinkReport>, PluginFault> {
+        let mut backoff = Backoff::verify();
+        let mut verification = plan::Verification::default();
+        loop {
+            let reports = match self.probe(plugin, target, deadline, mutations).await? {
+                Ok(r) => r,
+                Err(message) => unknown_reports(plugin, &message),
+            };
+            match verification.observe(
+                health_of(&reports, link),
+                is_settling(&reports, link),
+                has_evidence(&reports, link, GONE),
+            ) {
+                plan::VerifyStep::Proven => return Ok(reports),
+                plan::VerifyStep::GaveUp => {
+                    tracing::debug!(sandbox = %target.sandbox, %link, "started, then broke: verification ends");
+                    return Ok(reports);
+                }
+                plan::VerifyStep::Wait => {}
+            }
+            match backoff.next_delay(remaining(deadline)) {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => return Ok(reports),
+            }
+        }
     }
 
     /// Re-probe with backoff until `link`'s health satisfies `done` or the
@@ -447,6 +505,18 @@ fn remaining(deadline: Instant) -> Duration {
 /// Evidence key by which a plugin says "unknown only because it is still
 /// starting; ask again in N seconds".
 pub const RETRY_AFTER: &str = "retry-after-s";
+
+/// Evidence key by which a broken link says "what was started no longer
+/// exists" (a launched gateway exited): after "still starting", verification
+/// stops on it instead of polling until the deadline.
+pub const GONE: &str = "gone";
+
+fn has_evidence(reports: &[LinkReport], link: &str, key: &str) -> bool {
+    reports
+        .iter()
+        .find(|r| r.id == link)
+        .is_some_and(|r| r.evidence.iter().any(|kv| kv.key == key))
+}
 
 fn is_settling(reports: &[LinkReport], link: &str) -> bool {
     reports.iter().find(|r| r.id == link).is_some_and(|r| {

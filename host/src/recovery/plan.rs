@@ -92,6 +92,60 @@ pub fn dry_run_plan(links: &[LinkSpec], reports: &[LinkReport]) -> (Vec<String>,
     }
 }
 
+/// What verification does after one probe of the link it is proving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyStep {
+    /// The link is healthy: proven.
+    Proven,
+    /// Not proven yet: probe again after the backoff.
+    Wait,
+    /// The link said "still starting" and is now broken with what it
+    /// started gone (evidence `gone`), twice in a row: the launched process
+    /// died, so polling on until the deadline cannot help. Stop and report
+    /// the link's own summary (e.g. the end of the gateway's log).
+    GaveUp,
+}
+
+/// Verification of one repaired link, fed one probe at a time (pure, so the
+/// rules are unit-tested without a sandbox).
+#[derive(Debug, Clone, Default)]
+pub struct Verification {
+    /// The link reported "unknown, still starting" (`retry-after-s`) since
+    /// the repair.
+    was_starting: bool,
+    /// Consecutive "broken, gone" probes since it was starting.
+    gone_after_start: u32,
+}
+
+/// Consecutive "broken, gone" probes after "starting" that end verification
+/// (one could be a launcher handing over to the process it started).
+const GONE_AFTER_START: u32 = 2;
+
+impl Verification {
+    /// `starting`: the link is unknown with a `retry-after-s` hint. `gone`:
+    /// a broken link says what was started no longer exists. Any other
+    /// broken state (e.g. "alive but no listener past the start grace" on a
+    /// loaded machine) is polled on until healthy or the deadline.
+    pub fn observe(&mut self, health: Health, starting: bool, gone: bool) -> VerifyStep {
+        match health {
+            Health::Healthy => VerifyStep::Proven,
+            Health::Broken if self.was_starting && gone => {
+                self.gone_after_start += 1;
+                if self.gone_after_start >= GONE_AFTER_START {
+                    VerifyStep::GaveUp
+                } else {
+                    VerifyStep::Wait
+                }
+            }
+            Health::Unknown | Health::Broken => {
+                self.was_starting |= health == Health::Unknown && starting;
+                self.gone_after_start = 0;
+                VerifyStep::Wait
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +266,57 @@ mod tests {
         assert!(
             matches!(next_step(&links, &r, &HashSet::new()), Step::Blocked { link, .. } if link == "guards")
         );
+    }
+
+    #[test]
+    fn verification_is_proven_by_the_first_healthy_probe() {
+        let mut v = Verification::default();
+        assert_eq!(v.observe(Broken, false, false), VerifyStep::Wait);
+        assert_eq!(v.observe(Unknown, true, false), VerifyStep::Wait);
+        assert_eq!(v.observe(Healthy, false, false), VerifyStep::Proven);
+    }
+
+    #[test]
+    fn verification_gives_up_when_a_started_process_is_gone_twice() {
+        let mut v = Verification::default();
+        assert_eq!(v.observe(Unknown, true, false), VerifyStep::Wait);
+        assert_eq!(v.observe(Broken, false, true), VerifyStep::Wait);
+        assert_eq!(v.observe(Broken, false, true), VerifyStep::GaveUp);
+    }
+
+    #[test]
+    fn a_launcher_handing_over_does_not_end_verification() {
+        // One "gone" probe between starting ones: the launcher exited just
+        // before the process it started showed up.
+        let mut v = Verification::default();
+        assert_eq!(v.observe(Unknown, true, false), VerifyStep::Wait);
+        assert_eq!(v.observe(Broken, false, true), VerifyStep::Wait);
+        assert_eq!(v.observe(Unknown, true, false), VerifyStep::Wait);
+        assert_eq!(v.observe(Broken, false, true), VerifyStep::Wait);
+        assert_eq!(v.observe(Healthy, false, false), VerifyStep::Proven);
+    }
+
+    #[test]
+    fn a_slow_start_past_the_grace_is_polled_until_the_deadline() {
+        // "Alive but no listener past the start grace" is broken but not
+        // gone: a loaded machine can still bring it up.
+        let mut v = Verification::default();
+        assert_eq!(v.observe(Unknown, true, false), VerifyStep::Wait);
+        for _ in 0..10 {
+            assert_eq!(v.observe(Broken, false, false), VerifyStep::Wait);
+        }
+        assert_eq!(v.observe(Healthy, false, false), VerifyStep::Proven);
+    }
+
+    #[test]
+    fn gone_without_having_been_starting_is_polled_until_the_deadline() {
+        // E.g. a config the agent hot-reloads, or plain unknown without a
+        // retry hint: nothing said "starting", so nothing ends early.
+        let mut v = Verification::default();
+        for _ in 0..10 {
+            assert_eq!(v.observe(Broken, false, true), VerifyStep::Wait);
+            assert_eq!(v.observe(Unknown, false, false), VerifyStep::Wait);
+        }
     }
 
     #[test]

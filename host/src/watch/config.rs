@@ -1,8 +1,9 @@
 //! `runner watch --config FILE`: which sandboxes to watch and how.
 //!
 //! ```toml
-//! interval = 30          # seconds between probes of each sandbox
-//! max-concurrent = 4     # repairs running at once, across sandboxes
+//! interval = 10          # seconds between liveness checks of each sandbox
+//! full-interval = 900    # mean seconds between full passes (jittered 0.5–1.5×)
+//! max-concurrent = 16    # urgent repairs running at once, across sandboxes
 //! labels = true          # also watch every container labelled runner.plugin=<name>
 //! require-label = "team=a" # optional: label-selected containers must also carry this
 //!
@@ -61,8 +62,10 @@ pub struct SandboxEntry {
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct WatchConfig {
-    /// Seconds between probes of each sandbox.
+    /// Seconds between liveness checks of each sandbox.
     pub interval: Option<f64>,
+    /// Mean seconds between full passes of a healthy sandbox.
+    pub full_interval: Option<f64>,
     pub max_concurrent: Option<usize>,
     /// Watch containers labelled `runner.plugin=<name>`.
     pub labels: bool,
@@ -81,6 +84,7 @@ impl Default for WatchConfig {
     fn default() -> Self {
         Self {
             interval: None,
+            full_interval: None,
             max_concurrent: None,
             labels: true,
             require_label: None,
@@ -138,6 +142,7 @@ impl WatchConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy.validate()?;
         secs("interval", self.interval)?;
+        secs("full-interval", self.full_interval)?;
         secs("timeout", self.timeout)?;
         secs("shutdown-grace", self.shutdown_grace)?;
         if let Some(n) = self.max_concurrent
@@ -192,6 +197,10 @@ impl WatchConfig {
         secs("interval", self.interval).ok().flatten()
     }
 
+    pub fn full_interval(&self) -> Option<Duration> {
+        secs("full-interval", self.full_interval).ok().flatten()
+    }
+
     pub fn timeout(&self) -> Option<Duration> {
         secs("timeout", self.timeout).ok().flatten()
     }
@@ -210,6 +219,7 @@ mod tests {
         let c = WatchConfig::parse(
             r#"
 interval = 2.5
+full-interval = 120
 max-concurrent = 2
 labels = false
 [policy]
@@ -225,6 +235,7 @@ settings = { host-port = "18790" }
         )
         .unwrap();
         assert_eq!(c.interval(), Some(Duration::from_millis(2500)));
+        assert_eq!(c.full_interval(), Some(Duration::from_secs(120)));
         assert_eq!(c.policy.max_repairs, 3);
         assert_eq!(c.sandbox[0].settings["host-port"], "18790");
     }
@@ -241,6 +252,7 @@ settings = { host-port = "18790" }
         for bad in [
             "intervall = 3",
             "interval = -1",
+            "full-interval = 0",
             "max-concurrent = 0",
             "labels = false",
             "[policy]\nmax-repairs = 0",

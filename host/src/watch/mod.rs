@@ -6,11 +6,16 @@
 //!   file ([`config`]).
 //! - Triggers: Docker events (`start`, `die`, `kill`, `stop`, `destroy`,
 //!   `oom`, `health_status`, `restart`), replayed with `since` after the
-//!   stream ends (reconnect with bounded backoff), plus a probe per sandbox
-//!   every interval and a discovery pass (list containers) every interval.
-//! - One task per sandbox owns its [`policy::Policy`] and runs one recover at
-//!   a time; a semaphore bounds recovers across sandboxes. Recovers run
-//!   through [`crate::recovery::Engine`] with an in-process
+//!   stream ends (reconnect with bounded backoff); per sandbox a cheap
+//!   liveness check every interval and a full pass on a long, jittered
+//!   interval ([`schedule`], [`liveness`]); and a discovery pass (list
+//!   containers, off the event loop) every interval (at least 30 s).
+//! - One task per sandbox owns its [`policy::Policy`] and
+//!   [`schedule::Schedule`] and runs one recover at a time. Two semaphores
+//!   bound recovers across sandboxes: urgent work (events, discovery, failed
+//!   liveness checks) has `max_concurrent` slots of its own, routine full
+//!   passes a smaller budget, so interval work never holds a repair slot.
+//!   Recovers run through [`crate::recovery::Engine`] with an in-process
 //!   [`ForwardRegistry`] (forwards are served and supervised here; live
 //!   detached ones are adopted) and a backend that refuses to start a
 //!   stopped container ([`guard::NoStart`]).
@@ -19,15 +24,18 @@
 
 pub mod config;
 mod guard;
+pub mod liveness;
 pub mod metrics;
 pub mod policy;
+pub mod schedule;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bollard::models::{EventMessage, EventMessageTypeEnum};
+use bollard::models::{ContainerStateStatusEnum, EventMessage, EventMessageTypeEnum};
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
@@ -37,7 +45,7 @@ use tokio::time::Instant;
 
 use crate::audit::AuditLog;
 use crate::backend::docker::DockerBackend;
-use crate::backend::{Backend, BackendError, SandboxState};
+use crate::backend::{Backend, BackendError};
 use crate::forward::ForwardRegistry;
 use crate::plugins::PluginSource;
 use crate::recovery::lock::SandboxLock;
@@ -46,8 +54,10 @@ use crate::recovery::{Engine, Quiet, RunRequest};
 use crate::runtime::{Plugin, Runtime};
 
 use self::config::{MAX_SANDBOXES, WatchConfig};
+use self::liveness::Identity;
 use self::metrics::Metrics;
 use self::policy::{Decision, Lifecycle, Observed, Policy, RunResult, Transition};
+use self::schedule::{Due, Schedule, ScheduleConfig};
 
 /// Label naming the plugin of a watched container.
 pub const PLUGIN_LABEL: &str = "runner.plugin";
@@ -70,6 +80,8 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 const QUEUE: usize = 32;
 /// Distinct plugins loaded at once.
 const MAX_PLUGINS: usize = 16;
+/// Discovery (a container list) runs every interval, but not more often.
+const MIN_DISCOVERY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -86,7 +98,12 @@ pub enum WatchError {
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
     pub config: WatchConfig,
+    /// Between liveness checks of a sandbox (full passes while no liveness
+    /// identity is armed).
     pub interval: Duration,
+    /// Mean time between full passes of a healthy sandbox (jittered 0.5–1.5×).
+    pub full_interval: Duration,
+    /// Urgent recovers (events, failed liveness checks) running at once.
     pub max_concurrent: usize,
     /// Deadline of one recover.
     pub timeout: Duration,
@@ -115,10 +132,14 @@ struct Shared {
     runtime: Runtime,
     plugins: AsyncMutex<HashMap<String, Arc<Plugin>>>,
     backend: Arc<dyn Backend>,
+    client: bollard::Docker,
     forwards: Arc<ForwardRegistry>,
     audit: Arc<AuditLog>,
     metrics: Arc<Metrics>,
-    permits: Semaphore,
+    /// Recovers triggered by an event, discovery or a failed liveness check.
+    urgent: Semaphore,
+    /// Routine full passes: their own, smaller budget.
+    routine: Semaphore,
     opts: WatchOptions,
     origin: Instant,
     shutdown: watch::Receiver<bool>,
@@ -184,17 +205,24 @@ pub async fn run(
         runtime,
         plugins: AsyncMutex::new(HashMap::new()),
         backend: Arc::new(guard::NoStart(docker.clone())),
+        client: client.clone(),
         forwards: forwards.clone(),
         audit: Arc::new(AuditLog::new(AuditLog::default_path())),
         metrics: metrics.clone(),
-        permits: Semaphore::new(opts.max_concurrent.max(1)),
+        urgent: Semaphore::new(opts.max_concurrent.max(1)),
+        routine: Semaphore::new(routine_slots(opts.max_concurrent)),
         origin: Instant::now(),
         shutdown: shutdown.clone(),
         opts,
     });
     let mut workers: HashMap<String, Worker> = HashMap::new();
     let mut shutdown_rx = shutdown.clone();
-    let interval = shared.opts.interval;
+    let discovery_every = shared.opts.interval.max(MIN_DISCOVERY);
+    // Periodic discovery runs in its own task: a container list can take
+    // seconds while the engine is busy (it waits on containers that are
+    // being stopped), and events must not queue behind it.
+    let (found_tx, mut found_rx) = mpsc::channel::<Vec<Target>>(1);
+    let mut discovering: Option<JoinHandle<()>> = None;
 
     // Event filters: server side by type and event; selection client side
     // (config-listed sandboxes need not carry labels).
@@ -227,7 +255,11 @@ pub async fn run(
         tracing::info!(since = %since_arg, "subscribed to engine events");
         // Events may have been missed (first start, or beyond the 256-event
         // replay buffer): look at every selected container.
-        discover(&shared, &client, &mut workers).await;
+        if let Some(targets) = list_targets(&shared.opts.config, &client).await {
+            for t in targets {
+                ensure_worker(&shared, t, &mut workers);
+            }
+        }
         if since.is_some() {
             // After a gap, probe everything now rather than at the next
             // interval (a start may have fallen out of the replay buffer).
@@ -245,12 +277,29 @@ pub async fn run(
                 shutdown.clone(),
             )));
         }
-        let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+        let mut ticker =
+            tokio::time::interval_at(Instant::now() + discovery_every, discovery_every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stopped(&mut shutdown_rx) => break 'outer,
-                _ = ticker.tick() => discover(&shared, &client, &mut workers).await,
+                _ = ticker.tick() => {
+                    if discovering.as_ref().is_none_or(|h| h.is_finished()) {
+                        let (cfg, client, tx) = (shared.opts.config.clone(), client.clone(), found_tx.clone());
+                        discovering = Some(tokio::spawn(async move {
+                            if let Some(t) = list_targets(&cfg, &client).await {
+                                let _ = tx.send(t).await;
+                            }
+                        }));
+                    }
+                }
+                Some(targets) = found_rx.recv() => {
+                    // A new worker runs a full pass at once; existing ones
+                    // keep their schedule.
+                    for t in targets {
+                        ensure_worker(&shared, t, &mut workers);
+                    }
+                }
                 next = stream.next() => match next {
                     Some(Ok(ev)) => {
                         reconnect = RECONNECT_FIRST;
@@ -288,6 +337,9 @@ pub async fn run(
         }
     }
 
+    if let Some(d) = discovering {
+        d.abort();
+    }
     // Graceful shutdown: no more events; let in-flight recovers finish.
     tracing::info!(
         sandboxes = workers.len(),
@@ -422,11 +474,14 @@ fn ensure_worker<'a>(
     workers.get_mut(&target.name)
 }
 
-async fn discover(
-    shared: &Arc<Shared>,
-    client: &bollard::Docker,
-    workers: &mut HashMap<String, Worker>,
-) {
+/// Urgent and routine slots: routine full passes get half the urgent
+/// budget (at least one).
+fn routine_slots(max_concurrent: usize) -> usize {
+    (max_concurrent / 2).max(1)
+}
+
+/// The selected containers the engine lists (None when it cannot list).
+async fn list_targets(cfg: &WatchConfig, client: &bollard::Docker) -> Option<Vec<Target>> {
     let opts = ListContainersOptions {
         all: true,
         ..Default::default()
@@ -436,13 +491,14 @@ async fn discover(
         Ok(Ok(l)) => l,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "cannot list containers");
-            return;
+            return None;
         }
         Err(_) => {
             tracing::warn!("listing containers timed out");
-            return;
+            return None;
         }
     };
+    let mut out = Vec::new();
     for c in listed {
         let Some(name) = c
             .names
@@ -453,92 +509,310 @@ async fn discover(
             continue;
         };
         let labels = c.labels.clone().unwrap_or_default();
-        // A new worker probes at once; existing ones on their own interval.
-        if let Some(target) = select(&shared.opts.config, &name, &labels) {
-            ensure_worker(shared, target, workers);
+        if let Some(target) = select(cfg, &name, &labels) {
+            out.push(target);
         }
     }
+    Some(out)
 }
 
-/// What a worker does next.
+/// How a full pass ended, for the schedule.
 enum Next {
-    At(Instant),
+    /// Back on the schedule; `Some`: healthy, with an identity for the
+    /// liveness checks.
+    Scheduled(Option<Identity>),
+    /// The next full pass not before this policy time.
+    At(Duration),
     Exit,
 }
 
-async fn worker(shared: Arc<Shared>, target: Target, mut rx: mpsc::Receiver<Msg>) {
-    let mut policy = Policy::new(shared.opts.config.policy.clone());
-    let mut shutdown = shared.shutdown.clone();
-    let mut next_at = Instant::now();
-    let mut reason: &'static str = "discovered";
-    let mut destroyed = false;
-    loop {
-        tokio::select! {
-            biased;
-            _ = stopped(&mut shutdown) => return,
-            msg = rx.recv() => match msg {
-                None => return,
-                Some(Msg::Lifecycle(l)) => {
-                    policy.on_lifecycle(shared.now(), l);
-                    destroyed = l == Lifecycle::Destroyed;
-                    if l == Lifecycle::Started {
-                        next_at = Instant::now();
-                        reason = "start";
-                    }
-                    continue;
+/// A jitter draw in [0, 1) (the std hasher is randomly keyed per call).
+fn jitter_draw() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// What a worker knows about its sandbox between passes.
+struct WorkerState {
+    policy: Policy,
+    sched: Schedule,
+    identity: Option<Identity>,
+    /// The trigger of the pending full pass and when it came (urgent passes
+    /// take the urgent slots); `None`: routine.
+    pending: Option<(&'static str, Duration)>,
+    destroyed: bool,
+}
+
+impl WorkerState {
+    fn on_msg(&mut self, shared: &Shared, name: &str, msg: Msg) {
+        let now = shared.now();
+        match msg {
+            Msg::Lifecycle(l) => {
+                self.policy.on_lifecycle(now, l);
+                self.destroyed = l == Lifecycle::Destroyed;
+                self.identity = None;
+                if l == Lifecycle::Started {
+                    self.sched.started(now);
+                    // A start wins over whatever was pending.
+                    self.pending = Some(("start", now));
+                } else {
+                    // The next full pass tells what is left; nothing to
+                    // check cheaply meanwhile.
+                    let (at, _) = self.sched.next();
+                    self.sched.full_at(at.min(now + shared.opts.interval));
                 }
-                Some(Msg::Probe(why)) => {
-                    // A trigger already pending keeps its (first) reason.
-                    let now = Instant::now();
-                    if next_at > now {
-                        next_at = now;
-                        reason = why;
-                    }
-                    continue;
-                }
-            },
-            _ = tokio::time::sleep_until(next_at) => {}
-        }
-        match step(&shared, &target, &mut policy, reason, destroyed).await {
-            Next::At(at) => next_at = at,
-            Next::Exit => {
-                tracing::info!(sandbox = %target.name, "sandbox destroyed; no longer watched");
-                return;
+            }
+            Msg::Probe("restart") if !self.sched.wants_restart_probe(now) => {
+                tracing::debug!(
+                    sandbox = name,
+                    "restart event right after a start: already handled"
+                );
+            }
+            Msg::Probe(why) => {
+                self.identity = None;
+                self.sched.trigger(now);
+                // A trigger already pending keeps its (first) reason.
+                self.pending.get_or_insert((why, now));
             }
         }
-        reason = "interval";
+    }
+
+    fn liveness(&mut self, shared: &Shared, name: &str) {
+        let now = shared.now();
+        let verdict = match &self.identity {
+            Some(id) => {
+                let t = std::time::Instant::now();
+                let v = id.check(name, &shared.forwards);
+                tracing::trace!(
+                    sandbox = name,
+                    us = t.elapsed().as_micros() as u64,
+                    ok = v.is_ok(),
+                    "liveness check"
+                );
+                v
+            }
+            None => Err("no identity".into()),
+        };
+        match verdict {
+            Ok(()) => self.sched.liveness_done(now, true),
+            Err(why) => {
+                shared.metrics.decision("liveness-failed");
+                tracing::info!(
+                    sandbox = name,
+                    reason = %why,
+                    "liveness check failed; running a full pass"
+                );
+                self.identity = None;
+                self.sched.liveness_done(now, false);
+                self.pending.get_or_insert(("liveness", now));
+            }
+        }
     }
 }
 
-async fn step(
-    shared: &Shared,
-    target: &Target,
-    policy: &mut Policy,
-    reason: &'static str,
-    destroyed: bool,
-) -> Next {
-    let interval = shared.opts.interval;
-    let later = Next::At(Instant::now() + interval);
+async fn worker(shared: Arc<Shared>, target: Target, mut rx: mpsc::Receiver<Msg>) {
+    let mut st = WorkerState {
+        policy: Policy::new(shared.opts.config.policy.clone()),
+        sched: Schedule::new(
+            ScheduleConfig {
+                liveness: shared.opts.interval,
+                full: shared.opts.full_interval,
+            },
+            shared.now(),
+        ),
+        identity: None,
+        pending: Some(("discovered", shared.now())),
+        destroyed: false,
+    };
+    let mut shutdown = shared.shutdown.clone();
     let name = target.name.as_str();
-    let inspected = tokio::time::timeout(INSPECT_DEADLINE, shared.backend.inspect(name)).await;
-    let observed = match inspected {
-        Ok(Ok(info)) => match info.state {
-            SandboxState::Running => Observed::Running,
-            SandboxState::Restarting => Observed::Restarting,
-            _ => Observed::NotRunning,
+    let mut closed = false;
+    // Messages that arrived during a pass (at most QUEUE).
+    let mut deferred: Vec<Msg> = Vec::new();
+    loop {
+        for m in deferred.drain(..) {
+            st.on_msg(&shared, name, m);
+        }
+        if closed {
+            return;
+        }
+        let (at, due) = st.sched.next();
+        tokio::select! {
+            biased;
+            _ = stopped(&mut shutdown) => return,
+            msg = rx.recv() => {
+                match msg {
+                    None => return,
+                    Some(m) => st.on_msg(&shared, name, m),
+                }
+                continue;
+            }
+            _ = tokio::time::sleep_until(shared.origin + at) => {}
+        }
+        if due == Due::Liveness {
+            st.liveness(&shared, name);
+            continue;
+        }
+        let trigger = st.pending.take();
+        let queued = trigger.map(|(_, t)| shared.now().saturating_sub(t));
+        let reason = trigger.map_or("interval", |(r, _)| r);
+        let engaged = AtomicBool::new(false);
+        // The pass runs while events keep arriving: a `die` abandons it (the
+        // container it works on is gone, and the `start` that follows needs
+        // a pass of its own at once); anything else waits for its end.
+        let outcome = {
+            let pass = step(
+                &shared,
+                &target,
+                &mut st.policy,
+                Pass {
+                    reason,
+                    urgent: trigger.is_some(),
+                    queued,
+                    destroyed: st.destroyed,
+                    engaged: &engaged,
+                },
+            );
+            tokio::pin!(pass);
+            loop {
+                tokio::select! {
+                    biased;
+                    next = &mut pass => break Some(next),
+                    msg = rx.recv(), if !closed && deferred.len() < QUEUE => match msg {
+                        None => closed = true,
+                        Some(Msg::Lifecycle(Lifecycle::Died)) => {
+                            deferred.push(Msg::Lifecycle(Lifecycle::Died));
+                            break None;
+                        }
+                        Some(m) => deferred.push(m),
+                    },
+                }
+            }
+        };
+        let now = shared.now();
+        match outcome {
+            None => {
+                st.identity = None;
+                let engaged = engaged.load(Ordering::Relaxed);
+                if engaged {
+                    // It may have mutated: count it as a repair that did not
+                    // end healthy, so a container that keeps dying under
+                    // repairs still meets the crash-loop policy.
+                    st.policy.record(
+                        now,
+                        RunResult::Repaired {
+                            healthy_after: false,
+                        },
+                    );
+                    shared.metrics.decision("abandoned");
+                }
+                tracing::info!(
+                    sandbox = name,
+                    trigger = reason,
+                    engaged,
+                    "the container died during the pass; pass abandoned"
+                );
+                // The `die` (deferred) schedules what comes next; a `start`
+                // gets its own pass at once.
+            }
+            Some(Next::Scheduled(id)) => {
+                st.sched.full_done(now, id.is_some(), jitter_draw());
+                st.identity = id;
+            }
+            Some(Next::At(at)) => {
+                st.identity = None;
+                st.sched.full_at(at);
+            }
+            Some(Next::Exit) => {
+                tracing::info!(sandbox = name, "sandbox destroyed; no longer watched");
+                return;
+            }
+        }
+        // A trigger that arrived while the pass ran keeps its place.
+        if let Some((_, t)) = st.pending {
+            st.sched.trigger(t.min(now));
+        }
+    }
+}
+
+/// The container's state and, when running, its init's host pid and start
+/// time (when this host's /proc shows it).
+struct Inspected {
+    observed: Observed,
+    init: Option<(u32, u64)>,
+}
+
+async fn inspect(shared: &Shared, name: &str) -> Result<Inspected, BackendError> {
+    let resp = match tokio::time::timeout(
+        INSPECT_DEADLINE,
+        shared.client.inspect_container(name, None),
+    )
+    .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        })) => return Err(BackendError::SandboxMissing(name.to_string())),
+        Ok(Err(e)) => return Err(BackendError::Failed(e.to_string())),
+        Err(_) => {
+            return Err(BackendError::Timeout(format!(
+                "inspecting '{name}' took longer than {INSPECT_DEADLINE:?}"
+            )));
+        }
+    };
+    let state = resp.state.unwrap_or_default();
+    let observed = match state.status {
+        Some(ContainerStateStatusEnum::RUNNING) => Observed::Running,
+        Some(ContainerStateStatusEnum::RESTARTING) => Observed::Restarting,
+        _ => Observed::NotRunning,
+    };
+    let init = state
+        .pid
+        .and_then(|p| u32::try_from(p).ok())
+        .filter(|p| *p > 0 && observed == Observed::Running)
+        .and_then(|p| Some((p, liveness::start_time(&format!("/proc/{p}/stat"))?)));
+    Ok(Inspected { observed, init })
+}
+
+/// One full pass's circumstances.
+struct Pass<'a> {
+    reason: &'static str,
+    /// Triggered (event, discovery, failed check): urgent slots.
+    urgent: bool,
+    /// Trigger → pass start.
+    queued: Option<Duration>,
+    destroyed: bool,
+    /// Set once the recover engine runs (it may mutate from then on).
+    engaged: &'a AtomicBool,
+}
+
+async fn step(shared: &Shared, target: &Target, policy: &mut Policy, pass: Pass<'_>) -> Next {
+    let Pass {
+        reason,
+        urgent,
+        queued,
+        destroyed,
+        engaged,
+    } = pass;
+    let later = Next::Scheduled(None);
+    let name = target.name.as_str();
+    let t0 = Instant::now();
+    let inspected = match inspect(shared, name).await {
+        Ok(i) => i,
+        Err(BackendError::SandboxMissing(_)) if destroyed => return Next::Exit,
+        Err(BackendError::SandboxMissing(_)) => Inspected {
+            observed: Observed::NotRunning,
+            init: None,
         },
-        Ok(Err(BackendError::SandboxMissing(_))) if destroyed => return Next::Exit,
-        Ok(Err(BackendError::SandboxMissing(_))) => Observed::NotRunning,
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::warn!(sandbox = name, error = %e, "cannot inspect; will retry");
             return later;
         }
-        Err(_) => {
-            tracing::warn!(sandbox = name, "inspect timed out; will retry");
-            return later;
-        }
     };
-    let decision = policy.decide(shared.now(), observed);
+    let inspect_ms = t0.elapsed().as_millis() as u64;
+    let decision = policy.decide(shared.now(), inspected.observed);
     // An operator's stop → start may have lifted a quarantine.
     shared
         .metrics
@@ -566,29 +840,69 @@ async fn step(
                 wait_s = wait.as_secs_f64(),
                 "policy decision: crash-loop backoff"
             );
-            Next::At(Instant::now() + wait)
+            Next::At(at)
         }
-        Decision::Repair => repair(shared, target, policy, reason).await,
+        Decision::Repair => {
+            let timing = Timing {
+                queued_ms: queued.map(|q| q.as_millis() as u64),
+                inspect_ms,
+            };
+            let how = How {
+                reason,
+                urgent,
+                timing,
+                engaged,
+            };
+            repair(shared, target, policy, how, inspected.init).await
+        }
     }
+}
+
+/// Where the time before a recover went, for the log.
+struct Timing {
+    /// Trigger (event, failed check) → this pass started.
+    queued_ms: Option<u64>,
+    inspect_ms: u64,
+}
+
+struct How<'a> {
+    reason: &'static str,
+    urgent: bool,
+    timing: Timing,
+    engaged: &'a AtomicBool,
 }
 
 async fn repair(
     shared: &Shared,
     target: &Target,
     policy: &mut Policy,
-    reason: &'static str,
+    how: How<'_>,
+    init: Option<(u32, u64)>,
 ) -> Next {
+    let How {
+        reason,
+        urgent,
+        timing,
+        engaged,
+    } = how;
     let interval = shared.opts.interval;
-    let later = Next::At(Instant::now() + interval);
+    let later = Next::Scheduled(None);
     let name = target.name.as_str();
     let mut shutdown = shared.shutdown.clone();
+    let waited = Instant::now();
+    let slots = if urgent {
+        &shared.urgent
+    } else {
+        &shared.routine
+    };
     let _permit = tokio::select! {
         _ = stopped(&mut shutdown) => return later,
-        p = shared.permits.acquire() => match p {
+        p = slots.acquire() => match p {
             Ok(p) => p,
             Err(_) => return later,
         },
     };
+    let permit_ms = waited.elapsed().as_millis() as u64;
     if shared.shutting_down() {
         return later;
     }
@@ -599,6 +913,7 @@ async fn repair(
             return later;
         }
     };
+    let locking = Instant::now();
     let _lock = match SandboxLock::acquire(
         shared.backend.kind(),
         name,
@@ -612,6 +927,14 @@ async fn repair(
             return later;
         }
     };
+    let lock_ms = locking.elapsed().as_millis() as u64;
+    engaged.store(true, Ordering::Relaxed);
+    tracing::info!(
+        sandbox = name,
+        trigger = reason,
+        slot = if urgent { "urgent" } else { "routine" },
+        "recover started"
+    );
     let engine = Engine {
         runtime: &shared.runtime,
         backend: shared.backend.clone(),
@@ -658,6 +981,17 @@ async fn repair(
         RunResult::Inconclusive
     };
     let outcome = format!("{:?}", report.outcome).to_lowercase();
+    // What the liveness checks will look at until the next full pass (none:
+    // full passes every interval instead).
+    let identity = init
+        .and_then(|(pid, start)| Identity::from_report(&report, pid, start))
+        .filter(|id| match id.check(name, &shared.forwards) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::debug!(sandbox = name, reason = %why, "the evidence's identity does not check out");
+                false
+            }
+        });
     shared.metrics.decision(match result {
         RunResult::Healthy => "probe-healthy",
         RunResult::Repaired { .. } => "repair",
@@ -671,6 +1005,12 @@ async fn repair(
         mutations = report.mutations.len(),
         failing_layer = report.failing_layer.as_deref(),
         ms = report.duration_ms,
+        queued_ms = timing.queued_ms,
+        inspect_ms = timing.inspect_ms,
+        slot = if urgent { "urgent" } else { "routine" },
+        slot_wait_ms = permit_ms,
+        lock_ms,
+        liveness = if identity.is_some() { "armed" } else { "unarmed" },
         message = report.message.as_deref(),
         "recover finished"
     );
@@ -706,12 +1046,13 @@ async fn repair(
         shared.metrics.set_quarantined(name, false);
     }
     // A repair that did not end healthy is retried soon (the policy spaces
-    // retries); a healthy sandbox is probed again after the interval.
+    // retries); a healthy sandbox is checked cheaply from now on, when its
+    // evidence names what to check.
     if !healthy && matches!(result, RunResult::Repaired { .. }) {
         let soon = interval.min(shared.opts.config.policy.backoff_initial);
-        return Next::At(Instant::now() + soon);
+        return Next::At(shared.now() + soon);
     }
-    later
+    Next::Scheduled(identity)
 }
 
 #[cfg(test)]

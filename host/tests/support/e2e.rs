@@ -696,3 +696,95 @@ pub fn start_time_to_unix(ticks: u64) -> f64 {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     now - uptime + ticks as f64 / hz
 }
+
+/// OpenClaw 2026.9's gateway owner lease (`state_leases`, scope
+/// `gateway-owner`, key `global`, in `<state>/state/openclaw.sqlite`; see
+/// docs/openclaw-lease.md), read from outside runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerLease {
+    /// The lease owner id (the gateway's `ownerId`).
+    pub owner: String,
+    pub pid: u32,
+    pub host: String,
+    /// `/proc/<pid>/stat` field 22 recorded by the gateway.
+    pub started_at: Option<u64>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub heartbeat_at: Option<i64>,
+}
+
+impl OwnerLease {
+    /// The same lease (ignoring its renewals, which a live owner makes every 30 s).
+    pub fn same_grant(&self, other: &OwnerLease) -> bool {
+        (
+            &self.owner,
+            self.pid,
+            &self.host,
+            self.started_at,
+            self.created_at,
+        ) == (
+            &other.owner,
+            other.pid,
+            &other.host,
+            other.started_at,
+            other.created_at,
+        )
+    }
+}
+
+/// Reads the row read-only with Node's built-in `node:sqlite` (the gateway's
+/// own runtime) as the state dir's owner.
+const READ_OWNER_LEASE: &str = r#"
+const { DatabaseSync } = require('node:sqlite');
+const db = new DatabaseSync(process.argv[1], { readOnly: true, timeout: 5000 });
+const t = db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table' AND name = 'state_leases'").get();
+const row = t.n ? db.prepare("SELECT owner, expires_at, heartbeat_at, payload_json, created_at FROM state_leases WHERE scope = 'gateway-owner' AND lease_key = 'global'").get() : undefined;
+console.log(JSON.stringify(row ?? null));
+"#;
+
+/// The gateway owner lease of the sandbox's OpenClaw state dir, `None` when
+/// there is none.
+pub async fn openclaw_owner_lease(sb: &Sandbox) -> Result<Option<OwnerLease>> {
+    let db = format!("{}/state/openclaw.sqlite", layout::OPENCLAW_STATE_DIR);
+    let out = sb
+        .exec(
+            &["node", "--no-warnings", "-e", READ_OWNER_LEASE, &db],
+            Some(&layout::GATEWAY_UID.to_string()),
+        )
+        .await?
+        .check("read the gateway owner lease")?;
+    let line = out
+        .stdout
+        .lines()
+        .last()
+        .context("lease reader printed nothing")?;
+    let row: Value = serde_json::from_str(line).with_context(|| format!("lease row: {line}"))?;
+    if row.is_null() {
+        return Ok(None);
+    }
+    let payload: Value = serde_json::from_str(row["payload_json"].as_str().unwrap_or("null"))
+        .with_context(|| format!("payload_json of {row}"))?;
+    let owner = &payload["owner"];
+    Ok(Some(OwnerLease {
+        owner: row["owner"].as_str().context("owner")?.to_string(),
+        pid: owner["pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .with_context(|| format!("owner pid in {payload}"))?,
+        host: owner["host"].as_str().context("owner host")?.to_string(),
+        started_at: owner["startedAt"].as_u64(),
+        created_at: row["created_at"].as_i64().context("created_at")?,
+        expires_at: row["expires_at"].as_i64(),
+        heartbeat_at: row["heartbeat_at"].as_i64(),
+    }))
+}
+
+/// The sandbox's hostname (its UTS namespace).
+pub async fn hostname(sb: &Sandbox) -> Result<String> {
+    Ok(sb
+        .read_file("/proc/sys/kernel/hostname")
+        .await?
+        .context("no /proc/sys/kernel/hostname")?
+        .trim()
+        .to_string())
+}

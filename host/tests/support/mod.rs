@@ -13,6 +13,38 @@ use runner::plugins::PluginSource;
 use runner::runtime::bindings::{Kv, Target};
 use runner::runtime::{Plugin, Runtime, RuntimeOptions};
 
+/// A private state and cache dir for runs of the real `runner` binary,
+/// removed on drop.
+pub struct CliHome {
+    pub state: PathBuf,
+}
+
+impl CliHome {
+    pub fn new(tag: &str) -> Self {
+        let state = std::env::temp_dir().join(format!("runner-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        Self { state }
+    }
+
+    /// `runner` with this home's state and cache dirs.
+    pub fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_runner"));
+        cmd.env("RUNNER_STATE_DIR", &self.state)
+            .env("RUNNER_CACHE_DIR", self.state.join("cache"));
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command().args(args).output().expect("runner runs")
+    }
+}
+
+impl Drop for CliHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
 /// Where build.rs put the guest components (built-ins and test plugins).
 pub fn wasm(name: &str) -> PathBuf {
     PathBuf::from(env!("RUNNER_WASM_PLUGIN_DIR")).join(format!("{name}.wasm"))

@@ -74,7 +74,19 @@ impl Watch {
         let config = state.join("watch.toml");
         std::fs::write(
             &config,
-            format!("require-label = \"{SCOPE_LABEL}={scope}\"\ntimeout = 20\n{extra_config}\n"),
+            format!(
+                "require-label = \"{SCOPE_LABEL}={scope}\"\n{}{extra_config}\n",
+                // Fixture recovers take well under a second; a test with a
+                // slower agent sets its own.
+                if extra_config
+                    .lines()
+                    .any(|l| l.trim_start().starts_with("timeout"))
+                {
+                    ""
+                } else {
+                    "timeout = 20\n"
+                }
+            ),
         )?;
         let log = state.join("watch.log");
         let metrics = free_port()?;

@@ -75,7 +75,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "launch-settle-ms",
         "1000",
-        "after launching, wait this long before checking the gateway is still alive",
+        "longest wait after launching for the gateway to listen; ends early once it listens or has exited (then the launch fails with the end of its log); a gateway still starting is left to the verification",
     ),
 ];
 

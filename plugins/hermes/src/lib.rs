@@ -59,7 +59,7 @@ fn spec<'a>(cfg: &'a Config, is_gateway: &'a dyn Fn(&ProcessInfo) -> bool) -> Ga
         health_timeout_ms: cfg.health_timeout_ms,
         start_grace_secs: cfg.start_grace_s.into(),
         is_gateway,
-        log_file: None,
+        log_file: Some(&cfg.gateway_log),
         wedge_markers: &[],
     }
 }
@@ -80,7 +80,7 @@ impl Plugin for Hermes {
 
     fn probe(target: Target) -> Result<Vec<LinkReport>, String> {
         let cfg = Config::from_settings(&Settings::new(&target))?;
-        let sandbox = Sandbox::new(&target.sandbox);
+        let sandbox = Sandbox::snapshot(&target.sandbox);
         let is_gw = gateway_matcher(&cfg.gateway_process);
         Ok(vec![
             locks::probe("locks", &sandbox, &cfg.lock_files, &is_gw).build(),

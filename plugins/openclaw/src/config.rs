@@ -113,13 +113,13 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ),
     (
         "start-grace-s",
-        "30",
-        "a gateway younger than this without a listener is still starting, not wedged",
+        "90",
+        "a gateway younger than this without a listener is still starting, not wedged (OpenClaw listens 7-25 s after start when idle, over 30 s on a loaded host; a wedge it logs is caught sooner)",
     ),
     (
         "launch-settle-ms",
         "1000",
-        "after launching, wait this long before checking the gateway is still alive",
+        "longest wait after launching for the gateway to listen; ends early once it listens or has exited (then the launch fails with the end of its log); a gateway still starting is left to the verification",
     ),
 ];
 

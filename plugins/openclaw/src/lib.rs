@@ -10,6 +10,8 @@ mod config;
 mod cors;
 mod dashboard;
 mod guards;
+mod lease;
+mod locks_link;
 mod matcher;
 
 use config::Config;
@@ -29,7 +31,7 @@ const LINKS: &[(&str, &str, &[&str])] = &[
     ),
     (
         "locks",
-        "no stale gateway lock in /tmp/openclaw-<uid>/ or <state-dir>/tmp/openclaw-<uid>/",
+        "no stale gateway lock in /tmp/openclaw-<uid>/ or <state-dir>/tmp/openclaw-<uid>/, and no gateway owner lease of a dead owner in <state-dir>/state/openclaw.sqlite",
         &[guards::LINK],
     ),
     (
@@ -108,23 +110,25 @@ impl Plugin for OpenClaw {
             &["openclaw"],
             LINKS,
             config::SETTINGS,
-            &["files", "processes", "http", "spawn", "forward", "log"],
+            &[
+                "files",
+                "processes",
+                "exec",
+                "http",
+                "spawn",
+                "forward",
+                "log",
+            ],
         )
     }
 
     fn probe(target: Target) -> Result<Vec<LinkReport>, String> {
         let cfg = config_of(&target)?;
-        let sandbox = Sandbox::new(&target.sandbox);
+        let sandbox = Sandbox::snapshot(&target.sandbox);
         let is_gw = matcher::gateway_matcher(&cfg.gateway_process);
 
         let guards = guards::probe(&sandbox, &cfg);
-        let locks = match lock_paths(&sandbox, &cfg) {
-            Ok(paths) => locks::probe("locks", &sandbox, &paths, &is_gw),
-            Err(e) => runner_plugin_sdk::Report::unknown(
-                "locks",
-                format!("cannot list lock directories: {e}"),
-            ),
-        };
+        let locks = locks_link::probe(&sandbox, &cfg, &is_gw);
         let gateway = gateway::probe("gateway", &sandbox, &spec(&cfg, &is_gw));
         let cors = cors::probe(&sandbox, &cfg);
         let fwd = forward::probe("forward", &sandbox, cfg.host_port, cfg.port).build();
@@ -132,7 +136,7 @@ impl Plugin for OpenClaw {
         let dash = dashboard::probe(&sandbox, &cfg, fwd_down.as_deref());
         Ok(vec![
             guards.build(),
-            locks.build(),
+            locks,
             gateway.build(),
             cors.build(),
             fwd,
@@ -149,10 +153,7 @@ impl Plugin for OpenClaw {
         let is_gw = matcher::gateway_matcher(&cfg.gateway_process);
         let outcome = match link.as_str() {
             guards::LINK => guards::repair(&sandbox, &cfg),
-            "locks" => match lock_paths(&sandbox, &cfg) {
-                Ok(paths) => locks::repair(&sandbox, &paths, &is_gw),
-                Err(e) => RepairOutcome::Failed(format!("cannot list lock directories: {e}")),
-            },
+            "locks" => locks_link::repair(&sandbox, &cfg, &is_gw),
             "gateway" => repair_gateway(&sandbox, &cfg, &is_gw),
             cors::LINK => cors::repair(&sandbox, &cfg),
             "forward" => forward::repair(&sandbox, cfg.host_port, cfg.port),
@@ -243,7 +244,15 @@ mod tests {
         }
         assert_eq!(
             info.capabilities,
-            ["files", "processes", "http", "spawn", "forward", "log"]
+            [
+                "files",
+                "processes",
+                "exec",
+                "http",
+                "spawn",
+                "forward",
+                "log"
+            ]
         );
         assert!(
             info.settings

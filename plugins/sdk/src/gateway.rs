@@ -50,6 +50,9 @@ pub struct Observation {
     pub uptime: Option<u64>,
     /// A wedge marker the log wrote since the newest gateway started.
     pub wedge_line: Option<String>,
+    /// With no gateway at all: the end of the gateway log when it was
+    /// written within the start grace (a gateway that just exited says why).
+    pub exit_log: Option<String>,
 }
 
 /// The verdict on the gateway.
@@ -312,6 +315,11 @@ pub fn observe(sandbox: &Sandbox, spec: &GatewaySpec<'_>) -> Result<Observation,
     } else {
         wedge_line(sandbox, spec, &procs, uptime)
     };
+    let exit_log = if listeners.is_empty() && gateways(&procs, spec.is_gateway).is_empty() {
+        recent_log_tail(sandbox, spec)
+    } else {
+        None
+    };
     Ok(Observation {
         procs,
         listeners,
@@ -320,7 +328,20 @@ pub fn observe(sandbox: &Sandbox, spec: &GatewaySpec<'_>) -> Result<Observation,
         not_ready,
         uptime,
         wedge_line,
+        exit_log,
     })
+}
+
+/// The end of the gateway log if it was written within the start grace.
+fn recent_log_tail(sandbox: &Sandbox, spec: &GatewaySpec<'_>) -> Option<String> {
+    let log = spec.log_file?;
+    let stat = sandbox.stat(log).ok()??;
+    let age = crate::locks::now_secs() - stat.mtime;
+    if age > spec.start_grace_secs as i64 {
+        return None;
+    }
+    let tail = log_tail(sandbox, log);
+    (!tail.is_empty()).then(|| format!("{} s ago{tail}", age.max(0)))
 }
 
 /// For a young gateway without a listener: the last wedge marker its log
@@ -367,12 +388,21 @@ pub fn report(link: &str, spec: &GatewaySpec<'_>, obs: &Observation, verdict: &V
         ),
         Verdict::NotRunning => Report::broken(
             link,
-            format!(
-                "no gateway process and nothing listens on port {}",
-                spec.port
-            ),
+            match &obs.exit_log {
+                Some(tail) => format!(
+                    "no gateway process and nothing listens on port {}; the gateway log was written {tail}",
+                    spec.port
+                ),
+                None => format!(
+                    "no gateway process and nothing listens on port {}",
+                    spec.port
+                ),
+            },
         )
-        .repairable(),
+        .repairable()
+        // The host's verification stops on this after "starting" (a
+        // launched gateway exited) instead of polling to its deadline.
+        .evidence("gone", "true"),
         Verdict::Foreign { owner } => Report::broken(
             link,
             format!(
@@ -582,16 +612,82 @@ pub fn launch_argv(spec: &LaunchSpec) -> Vec<String> {
     }
 }
 
-/// Spawn the gateway and check, after a short bounded wait, that a gateway
-/// is running: a new gateway process (launchers that background it and exit)
-/// or the spawned process itself. Returns the identity and how it was found.
+/// Where a launch stands, from one look at the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaunchState {
+    /// A gateway process that was not retired owns a listener on the port.
+    Listening(ProcessId),
+    /// A fresh gateway process (or the spawned process itself) is alive but
+    /// nothing of it listens yet.
+    Running(ProcessId),
+    /// Neither the spawned process nor any fresh gateway is alive.
+    Gone,
+}
+
+/// Judge a launch from one process table and listener list (pure). Fresh =
+/// a live gateway process whose identity is not in `retired`.
+pub fn launch_state(
+    procs: &[ProcessInfo],
+    listeners: &[Listener],
+    port: u16,
+    is_gateway: &dyn Fn(&ProcessInfo) -> bool,
+    retired: &[ProcessId],
+    spawned: ProcessId,
+) -> LaunchState {
+    let listening = listeners
+        .iter()
+        .filter(|l| l.port == port)
+        .find_map(|l| match listener_owner(l, procs, is_gateway) {
+            Owner::Gateway(p) if !retired.contains(&p.id) => Some(p.id),
+            _ => None,
+        });
+    if let Some(id) = listening {
+        return LaunchState::Listening(id);
+    }
+    let fresh = gateways(procs, is_gateway)
+        .into_iter()
+        .rev()
+        .find(|p| !retired.contains(&p.id))
+        .map(|p| p.id);
+    let spawned_alive = process::by_id(procs, spawned).is_some_and(|p| !process::is_exited(p));
+    match fresh {
+        Some(id) => LaunchState::Running(id),
+        None if spawned_alive => LaunchState::Running(spawned),
+        None => LaunchState::Gone,
+    }
+}
+
+/// How a launch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launched {
+    pub id: ProcessId,
+    /// It already listens on the port; otherwise it was still starting when
+    /// the wait ended and the host's verification takes over.
+    pub listening: bool,
+}
+
+/// First and longest pause between looks at a launch.
+const LAUNCH_POLL_FIRST: Duration = Duration::from_millis(10);
+const LAUNCH_POLL_MAX: Duration = Duration::from_millis(100);
+/// A launcher that backgrounds the gateway exits right after forking it; the
+/// child may not look like the gateway yet for a moment. Nothing alive for
+/// this long = the launch died.
+const GONE_CONFIRM: Duration = Duration::from_millis(150);
+
+/// Spawn the gateway and poll (10 ms at first, growing to 100 ms) until it
+/// listens on `port`, or until neither the spawned process nor a fresh
+/// gateway is alive any more — then fail at once with the end of the log
+/// (e.g. "another gateway owns the lease") — or until `wait` has passed with
+/// it still starting: slow gateways (Hermes ~1–2 s, OpenClaw ~15 s) are then
+/// left to the host's bounded verification. Never a fixed sleep.
 pub fn launch(
     sandbox: &Sandbox,
     spec: &LaunchSpec,
+    port: u16,
     is_gateway: &dyn Fn(&ProcessInfo) -> bool,
     retired: &[ProcessId],
-    settle: Duration,
-) -> Result<ProcessId, String> {
+    wait: Duration,
+) -> Result<Launched, String> {
     if spec.argv.is_empty() {
         return Err("the launch command is empty".into());
     }
@@ -606,35 +702,47 @@ pub fn launch(
             )
         })?;
     let started = Instant::now();
-    let deadline = started + settle * 2;
+    let mut pause = LAUNCH_POLL_FIRST;
+    let mut gone_since: Option<Instant> = None;
     loop {
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(pause);
+        pause = (pause * 3 / 2).min(LAUNCH_POLL_MAX);
         let procs = sandbox
             .processes()
             .map_err(|e| format!("cannot list processes: {e}"))?;
-        let fresh = gateways(&procs, is_gateway)
-            .into_iter()
-            .rev()
-            .find(|p| !retired.contains(&p.id))
-            .map(|p| p.id);
-        let spawned_alive = process::is_alive(&procs, spawned);
-        if let Some(id) = fresh.filter(|_| started.elapsed() >= settle) {
-            return Ok(id);
-        }
-        if Instant::now() >= deadline {
-            if let Some(id) = fresh {
-                return Ok(id);
+        let listeners = sandbox
+            .listeners()
+            .map_err(|e| format!("cannot list listeners: {e}"))?;
+        match launch_state(&procs, &listeners, port, is_gateway, retired, spawned) {
+            LaunchState::Listening(id) => {
+                return Ok(Launched {
+                    id,
+                    listening: true,
+                });
             }
-            if spawned_alive {
-                return Ok(spawned);
+            LaunchState::Running(id) => {
+                gone_since = None;
+                if started.elapsed() >= wait {
+                    return Ok(Launched {
+                        id,
+                        listening: false,
+                    });
+                }
             }
-            return Err(format!(
-                "`{}` (pid {}) exited and no gateway process appeared within {} ms{}",
-                spec.argv.join(" "),
-                spawned.pid,
-                (settle * 2).as_millis(),
-                log_tail(sandbox, &spec.log_file)
-            ));
+            LaunchState::Gone => {
+                let since = *gone_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= GONE_CONFIRM {
+                    return Err(format!(
+                        "`{}` (pid {}) exited and no gateway process is running {} ms after the launch{}",
+                        spec.argv.join(" "),
+                        spawned.pid,
+                        started.elapsed().as_millis(),
+                        log_tail(sandbox, &spec.log_file)
+                    ));
+                }
+                // Look again soon: the confirmation is short.
+                pause = pause.min(GONE_CONFIRM / 3);
+            }
         }
     }
 }
@@ -671,7 +779,8 @@ pub struct RepairPlan<'a> {
     pub spec: &'a GatewaySpec<'a>,
     pub launch: LaunchSpec,
     pub stop: StopBudget,
-    /// Wait after spawning before checking the gateway is still alive.
+    /// Longest wait after spawning for the gateway to listen (see
+    /// [`launch`]); it ends early once the gateway listens or has exited.
     pub settle: Duration,
 }
 
@@ -686,7 +795,8 @@ pub fn repair(sandbox: &Sandbox, plan: &RepairPlan<'_>) -> RepairOutcome {
         Ok(o) => o,
         Err(e) => return RepairOutcome::Failed(e),
     };
-    match assess(spec, &obs) {
+    let verdict = assess(spec, &obs);
+    match &verdict {
         Verdict::Healthy { pid, code, .. } => {
             return RepairOutcome::NotNeeded(format!("gateway pid {pid} already serves ({code})"));
         }
@@ -707,38 +817,56 @@ pub fn repair(sandbox: &Sandbox, plan: &RepairPlan<'_>) -> RepairOutcome {
         }
         Verdict::NotRunning | Verdict::NotServing { .. } => {}
     }
-    let retired = match retire(sandbox, spec.is_gateway, plan.stop) {
-        Ok(ids) => ids,
-        Err(e) => return RepairOutcome::Failed(format!("could not retire the old gateway: {e}")),
-    };
-    // The port must be free (or about to be: a just-killed gateway's socket
-    // disappears with it).
-    match port_holder(sandbox, spec, &retired) {
-        Ok(None) => {}
-        Ok(Some(holder)) => {
-            return RepairOutcome::Refused(format!(
-                "port {} is still held by {holder} after retiring the old gateway; refusing to launch",
-                spec.port
-            ));
+    // Not running = the observation just made saw no gateway process and
+    // nothing on the port: nothing to retire, the port is free.
+    let retired = if verdict == Verdict::NotRunning {
+        Vec::new()
+    } else {
+        let retired = match retire(sandbox, spec.is_gateway, plan.stop) {
+            Ok(ids) => ids,
+            Err(e) => {
+                return RepairOutcome::Failed(format!("could not retire the old gateway: {e}"));
+            }
+        };
+        // The port must be free (or about to be: a just-killed gateway's
+        // socket disappears with it).
+        match port_holder(sandbox, spec, &retired) {
+            Ok(None) => {}
+            Ok(Some(holder)) => {
+                return RepairOutcome::Refused(format!(
+                    "port {} is still held by {holder} after retiring the old gateway; refusing to launch",
+                    spec.port
+                ));
+            }
+            Err(e) => return RepairOutcome::Failed(e),
         }
-        Err(e) => return RepairOutcome::Failed(e),
-    }
+        retired
+    };
     match launch(
         sandbox,
         &plan.launch,
+        spec.port,
         spec.is_gateway,
         &retired,
         plan.settle,
     ) {
-        Ok(id) => {
+        Ok(Launched { id, listening }) => {
             let old = if retired.is_empty() {
                 String::new()
             } else {
                 let pids: Vec<String> = retired.iter().map(|r| r.pid.to_string()).collect();
                 format!(" after retiring pid {}", pids.join(", "))
             };
+            let state = if listening {
+                format!("; it listens on port {}", spec.port)
+            } else {
+                format!(
+                    "; it does not listen on port {} yet (still starting)",
+                    spec.port
+                )
+            };
             RepairOutcome::Repaired(format!(
-                "launched gateway pid {} (start time {}){old}: {}",
+                "launched gateway pid {} (start time {}){old}: {}{state}",
                 id.pid,
                 id.start_time,
                 plan.launch.argv.join(" ")
@@ -821,6 +949,7 @@ mod tests {
             not_ready: false,
             uptime: Some(100_000),
             wedge_line: None,
+            exit_log: None,
         }
     }
 
@@ -1057,6 +1186,88 @@ mod tests {
         // The listener's identity is pid 40 with another start time: not our gateway.
         let o = obs(vec![gateway_proc()], vec![listener(40, 1)], None);
         assert!(matches!(assess(&spec(), &o), Verdict::Foreign { .. }));
+    }
+
+    fn id(pid: u32, start_time: u64) -> ProcessId {
+        ProcessId { pid, start_time }
+    }
+
+    #[test]
+    fn launch_is_listening_once_a_fresh_gateway_owns_the_port() {
+        let gw = proc_(50, 99_500, 1, "S", &["openclaw-gateway"]);
+        let state = launch_state(
+            &[gw],
+            &[listener(50, 99_500)],
+            18789,
+            &is_gw,
+            &[],
+            id(49, 99_400),
+        );
+        assert_eq!(state, LaunchState::Listening(id(50, 99_500)));
+    }
+
+    #[test]
+    fn launch_is_running_while_the_fresh_gateway_does_not_listen_yet() {
+        // The launcher (pid 49, a shell) backgrounded the gateway and exited.
+        let gw = proc_(50, 99_500, 1, "S", &["openclaw-gateway"]);
+        let state = launch_state(&[gw], &[], 18789, &is_gw, &[], id(49, 99_400));
+        assert_eq!(state, LaunchState::Running(id(50, 99_500)));
+        // Before the gateway exec'd, only the spawned process is alive.
+        let sh = proc_(49, 99_400, 1, "S", &["/bin/sh", "-c", "x"]);
+        let state = launch_state(&[sh], &[], 18789, &is_gw, &[], id(49, 99_400));
+        assert_eq!(state, LaunchState::Running(id(49, 99_400)));
+    }
+
+    #[test]
+    fn launch_is_gone_when_nothing_fresh_is_alive() {
+        // The retired gateway still holds the port while it dies, and the
+        // spawned process is a zombie: neither counts.
+        let old = proc_(40, 50_000, 1, "S", &["openclaw-gateway"]);
+        let zombie = proc_(49, 99_400, 1, "Z", &["openclaw-gateway"]);
+        let state = launch_state(
+            &[old, zombie],
+            &[listener(40, 50_000)],
+            18789,
+            &is_gw,
+            &[id(40, 50_000)],
+            id(49, 99_400),
+        );
+        assert_eq!(state, LaunchState::Gone);
+    }
+
+    #[test]
+    fn launch_ignores_listeners_on_other_ports_and_foreign_owners() {
+        let gw = proc_(50, 99_500, 1, "S", &["openclaw-gateway"]);
+        let other = proc_(60, 99_600, 1, "S", &["python3", "-m", "http.server"]);
+        let mut elsewhere = listener(50, 99_500);
+        elsewhere.port = 9999;
+        let state = launch_state(
+            &[gw, other],
+            &[elsewhere, listener(60, 99_600)],
+            18789,
+            &is_gw,
+            &[],
+            id(49, 99_400),
+        );
+        assert_eq!(state, LaunchState::Running(id(50, 99_500)));
+    }
+
+    #[test]
+    fn gateway_that_just_exited_shows_its_log_in_the_summary() {
+        let mut o = obs(vec![proc_(1, 1, 0, "S", &["sandbox-entry"])], vec![], None);
+        o.exit_log = Some(
+            "2 s ago; last lines of /tmp/gateway.log: Another gateway owner lease is still active"
+                .into(),
+        );
+        let r = report("gateway", &spec(), &o, &assess(&spec(), &o)).build();
+        assert_eq!(r.health, crate::Health::Broken);
+        assert!(r.repairable);
+        assert!(r.summary.contains("lease is still active"), "{}", r.summary);
+        assert!(
+            r.evidence
+                .iter()
+                .any(|kv| kv.key == "gone" && kv.value == "true")
+        );
     }
 
     #[test]

@@ -13,11 +13,48 @@ use crate::{ExecError, ExecOutput, FileStat, ForwardSpec, ForwardStatus, HttpRes
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     name: String,
+    /// `Some` for a probe-time snapshot: the process table and listeners are
+    /// read at most once through this handle (see [`Sandbox::snapshot`]).
+    snapshot: Option<Snapshot>,
+}
+
+type Cached<T> = std::cell::RefCell<Option<Result<Vec<T>, CapError>>>;
+
+#[derive(Debug, Clone, Default)]
+struct Snapshot {
+    processes: Cached<processes::ProcessInfo>,
+    listeners: Cached<processes::Listener>,
+}
+
+fn cached<T: Clone>(
+    cell: &Cached<T>,
+    read: impl FnOnce() -> Result<Vec<T>, CapError>,
+) -> Result<Vec<T>, CapError> {
+    if let Some(r) = cell.borrow().as_ref() {
+        return r.clone();
+    }
+    let r = read();
+    *cell.borrow_mut() = Some(r.clone());
+    r
 }
 
 impl Sandbox {
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into() }
+        Self {
+            name: name.into(),
+            snapshot: None,
+        }
+    }
+
+    /// A handle for one probe: `processes()` and `listeners()` are scanned
+    /// once and the same answer is reused by every link the probe checks
+    /// (each scan walks the host's process table). Never use it where the
+    /// sandbox changes under the handle (repairs signal and spawn).
+    pub fn snapshot(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            snapshot: Some(Snapshot::default()),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -115,11 +152,17 @@ impl Sandbox {
     }
 
     pub fn processes(&self) -> Result<Vec<processes::ProcessInfo>, CapError> {
-        processes::all(&self.name)
+        match &self.snapshot {
+            Some(s) => cached(&s.processes, || processes::all(&self.name)),
+            None => processes::all(&self.name),
+        }
     }
 
     pub fn listeners(&self) -> Result<Vec<processes::Listener>, CapError> {
-        processes::listeners(&self.name)
+        match &self.snapshot {
+            Some(s) => cached(&s.listeners, || processes::listeners(&self.name)),
+            None => processes::listeners(&self.name),
+        }
     }
 
     pub fn signal(&self, id: ProcessId, sig: processes::Signal) -> Result<bool, CapError> {

@@ -259,14 +259,14 @@ pub fn run(o: &Options) -> i32 {
     shutdown(&lock_path, pid, start_time, Some((&shared, accept_threads)))
 }
 
-fn stop_serving(shared: &Shared, threads: Option<Vec<thread::JoinHandle<()>>>) {
-    shared.serving.store(false, Ordering::SeqCst);
-    for t in threads.into_iter().flatten() {
-        let _ = t.join();
+fn stop_serving(shared: &Shared, loops: Option<http::AcceptLoops>) {
+    match loops {
+        Some(loops) => loops.stop(shared),
+        None => shared.serving.store(false, Ordering::SeqCst),
     }
 }
 
-type Serving<'a> = (&'a Arc<Shared>, Option<Vec<thread::JoinHandle<()>>>);
+type Serving<'a> = (&'a Arc<Shared>, Option<http::AcceptLoops>);
 
 fn shutdown(lock_path: &Path, pid: u32, start_time: u64, serving: Option<Serving<'_>>) -> i32 {
     log("received SIGTERM; shutting down");

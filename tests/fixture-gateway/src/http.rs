@@ -1,18 +1,18 @@
 //! Minimal HTTP/1.x server: one thread per listener, one short-lived thread per request.
-//! Listeners are non-blocking and polled so the gateway can close them on demand (the
-//! wedge mode) while the process stays alive.
+//! Accepts block; to close the listeners on demand (the wedge mode) while the process
+//! stays alive, the gateway clears a flag and wakes each accept with a connection.
 
 use crate::config::Origins;
 use crate::origin;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
 const MAX_HEAD: usize = 16 * 1024;
-const ACCEPT_POLL: Duration = Duration::from_millis(20);
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(20);
 
 pub struct Shared {
     pub health_status: u16,
@@ -146,34 +146,55 @@ fn handle(mut stream: TcpStream, shared: &Shared) {
     let _ = stream.write_all(reply.as_bytes());
 }
 
-/// Runs accept loops until `shared.serving` is cleared; returns once every listener has
-/// been dropped, so the port is closed when this returns.
-pub fn spawn_accept_loops(
-    listeners: Vec<TcpListener>,
-    shared: Arc<Shared>,
-) -> Vec<thread::JoinHandle<()>> {
-    listeners
+/// The accept threads of one gateway and the addresses they listen on.
+pub struct AcceptLoops {
+    threads: Vec<thread::JoinHandle<()>>,
+    addrs: Vec<SocketAddr>,
+}
+
+/// Runs a blocking accept loop per listener until `shared.serving` is cleared
+/// and [`AcceptLoops::stop`] wakes them. Blocking (not polling) so a request
+/// is served the moment it arrives, as a real gateway does.
+pub fn spawn_accept_loops(listeners: Vec<TcpListener>, shared: Arc<Shared>) -> AcceptLoops {
+    let addrs = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let threads = listeners
         .into_iter()
         .map(|listener| {
             let shared = shared.clone();
             thread::spawn(move || {
-                if listener.set_nonblocking(true).is_err() {
-                    return;
-                }
-                while shared.serving.load(Ordering::SeqCst) {
-                    match listener.accept() {
+                loop {
+                    let accepted = listener.accept();
+                    if !shared.serving.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    match accepted {
                         Ok((stream, _)) => {
-                            let _ = stream.set_nonblocking(false);
                             let shared = shared.clone();
                             thread::spawn(move || handle(stream, &shared));
                         }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(ACCEPT_POLL),
-                        Err(_) => thread::sleep(ACCEPT_POLL),
+                        // EMFILE and friends: back off instead of spinning.
+                        Err(_) => thread::sleep(ACCEPT_ERROR_PAUSE),
                     }
                 }
             })
         })
-        .collect()
+        .collect();
+    AcceptLoops { threads, addrs }
+}
+
+impl AcceptLoops {
+    /// Close every listener: clear `serving`, wake each blocked accept with a
+    /// connection of our own, and wait until the threads (and so the
+    /// listeners) are gone, so the port is closed when this returns.
+    pub fn stop(self, shared: &Shared) {
+        shared.serving.store(false, Ordering::SeqCst);
+        for addr in &self.addrs {
+            let _ = TcpStream::connect_timeout(addr, Duration::from_secs(1));
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
 }
 
 #[cfg(test)]

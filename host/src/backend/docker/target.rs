@@ -1,7 +1,7 @@
 //! Which container process the host's `/proc` view is anchored to, and
 //! whether that view may be used at all.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{DockerBackend, sandbox_info, state_text};
 use crate::backend::procfs::{self, ProcView};
@@ -26,13 +26,26 @@ pub(super) struct Target {
     /// not visible), so a reused pid is never mistaken for the init.
     pub host_start: u64,
     pub access: Access,
+    /// The `/proc` view built when the target was verified (its namespaces
+    /// and id maps cannot change while the init lives).
+    pub view: Option<ProcView>,
+    /// When the engine last confirmed this container (inspect).
+    pub inspected: Instant,
 }
+
+/// How long a verified target is reused without asking the engine again, as
+/// long as its init is still the same process (pid + start time). One probe
+/// makes dozens of capability calls; each used to cost an inspect.
+const REUSE_WITHOUT_INSPECT: Duration = Duration::from_secs(2);
 
 impl Target {
     /// The `/proc` view, refusing if the init pid now names another process.
     pub(super) fn view(&self) -> Result<ProcView, BackendError> {
         match host_start_time(self.host_pid) {
-            Some(t) if t == self.host_start => ProcView::new(self.host_pid),
+            Some(t) if t == self.host_start => match &self.view {
+                Some(v) => Ok(v.clone()),
+                None => ProcView::new(self.host_pid),
+            },
             _ => Err(BackendError::Unavailable(format!(
                 "the container's init process (host pid {}) is gone; the sandbox stopped or restarted",
                 self.host_pid
@@ -58,8 +71,14 @@ fn cgroup_names(pid: u32, id: &str) -> bool {
 impl DockerBackend {
     /// Inspects `sandbox` (it must be running or paused) and returns its
     /// verified target. Re-verifies whenever the container id or its init
-    /// pid changed (recreate, restart) — an inspect costs well under a ms.
+    /// pid changed (recreate, restart). Within [`REUSE_WITHOUT_INSPECT`] of
+    /// the last inspect, a target whose init is still the same process is
+    /// reused without one (an inspect is an engine round trip of 1–3 ms on a
+    /// new connection, and a probe makes dozens of calls).
     pub(super) async fn target(&self, sandbox: &str) -> Result<Target, BackendError> {
+        if let Some(t) = self.recent_target(sandbox) {
+            return Ok(t);
+        }
         let resp = self.inspect_raw(sandbox).await?;
         let info = sandbox_info(&resp, sandbox);
         if !matches!(info.state, SandboxState::Running | SandboxState::Paused) {
@@ -84,11 +103,15 @@ impl DockerBackend {
             .map_err(|_| BackendError::Failed("target cache poisoned".into()))?
             .get(sandbox)
             .cloned();
-        if let Some(t) = cached
+        if let Some(mut t) = cached
             && t.id == info.id
             && t.host_pid == pid
             && (t.access != Access::HostProc || host_start_time(pid) == Some(t.host_start))
         {
+            t.inspected = Instant::now();
+            if let Ok(mut targets) = self.targets.lock() {
+                targets.insert(sandbox.to_string(), t.clone());
+            }
             return Ok(t);
         }
         let target = self.verify(sandbox, &info.id, pid).await;
@@ -98,6 +121,18 @@ impl DockerBackend {
             .map_err(|_| BackendError::Failed("target cache poisoned".into()))?
             .insert(sandbox.to_string(), target.clone());
         Ok(target)
+    }
+
+    /// A target verified less than [`REUSE_WITHOUT_INSPECT`] ago whose init
+    /// (read from the host's `/proc`) is still the same process: the same
+    /// container instance is still there, so no inspect is needed. Only for
+    /// host `/proc` access (exec-only targets have no such proof).
+    fn recent_target(&self, sandbox: &str) -> Option<Target> {
+        let t = self.targets.lock().ok()?.get(sandbox).cloned()?;
+        (t.access == Access::HostProc
+            && t.inspected.elapsed() < REUSE_WITHOUT_INSPECT
+            && host_start_time(t.host_pid) == Some(t.host_start))
+        .then_some(t)
     }
 
     async fn verify(&self, sandbox: &str, id: &str, pid: u32) -> Target {
@@ -122,11 +157,16 @@ impl DockerBackend {
                 "host pid {pid} could not be proven to be the container's init"
             ))
         };
+        let view = (access == Access::HostProc)
+            .then(|| ProcView::new(pid).ok())
+            .flatten();
         Target {
             id: id.to_string(),
             host_pid: pid,
             host_start: host_start.unwrap_or(0),
             access,
+            view,
+            inspected: Instant::now(),
         }
     }
 

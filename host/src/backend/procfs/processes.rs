@@ -30,6 +30,14 @@ impl ProcView {
     }
 
     fn read_process(&self, host_pid: u32) -> Option<RawProcess> {
+        // One readlink rules out the host's other processes before any file
+        // is read (a scan walks every process of the host).
+        if let Some(ns) = &self.pid_ns
+            && let Ok(link) = std::fs::read_link(format!("/proc/{host_pid}/ns/pid"))
+            && link.to_string_lossy() != ns.as_str()
+        {
+            return None;
+        }
         let status = read_capped(&format!("/proc/{host_pid}/status"), 64 * 1024).ok()?;
         let status = parse_status(&String::from_utf8_lossy(&status));
         let depth = status.nspid.len().max(1);

@@ -23,7 +23,7 @@ impl Plugin for Testkit {
                 setting(
                     "behaviour",
                     "ok",
-                    "ok|loop|membomb|panic|escape-exec|symlink-write|undeclared-link|exec|sleep",
+                    "ok|loop|membomb|panic|escape-exec|symlink-write|undeclared-link|undeclared-capability|exec|sleep",
                 ),
                 setting("beta", "healthy", "healthy|broken|unknown"),
                 setting("argv", "true", "comma-separated argv for behaviour=exec"),
@@ -66,6 +66,14 @@ impl Plugin for Testkit {
                 }
             }
             "undeclared-link" => Report::healthy("gamma", "a link describe never declared"),
+            // `processes` is not among the declared capabilities.
+            "undeclared-capability" => match sandbox.processes() {
+                Ok(list) => Report::healthy("alpha", "listed processes without declaring it")
+                    .evidence("count", list.len()),
+                Err(e) => Report::unknown("alpha", "listing processes failed")
+                    .evidence("error", e.kind())
+                    .evidence("message", e),
+            },
             "exec" => {
                 let argv = settings.list("argv")?;
                 match sandbox.command(argv).timeout_ms(5_000).run() {

@@ -1,0 +1,256 @@
+//! The cheap liveness check between full passes ([`super::schedule`]).
+//!
+//! A healthy full pass leaves an [`Identity`]: the container's init (host
+//! pid and start time, from the inspect that preceded the pass), the
+//! gateway's pid and start time and port (the `gateway` link's evidence),
+//! and the host port of the `forward` link. Each tick then only reads:
+//!
+//! - `/proc/<init>/stat`: the same init still runs (not restarted);
+//! - `/proc/<init>/root/proc/<gateway pid>/stat`: the same gateway process
+//!   (pid *and* start time, so a reused pid does not pass), not a zombie;
+//! - the forward registry: the host forward is still served (in-process
+//!   listener task alive, or a verified detached forward).
+//!
+//! Deliberately not read: `/proc/<init>/net/tcp{,6}` (whether the gateway
+//! still listens). The kernel walks the host's whole TCP hash table for each
+//! read, whatever the namespace; with 40 sandboxes and their forwards that
+//! read was about half of the watcher's idle CPU (perf). A gateway that lives
+//! but stopped listening is the full pass's to find.
+//!
+//! No engine call and no plugin call. Anything that does not match is a
+//! failure, and a failure only makes a full pass due: the check never
+//! decides a repair on its own.
+
+use crate::backend::procfs::parse_stat;
+use crate::forward::ForwardRegistry;
+use crate::recovery::report::{Outcome, Report, State};
+
+/// What the last healthy full pass depended on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The container's init as a host pid, and its start time (ticks).
+    pub init_pid: u32,
+    pub init_start: u64,
+    /// The gateway's pid inside the container and its start time (ticks).
+    pub gateway_pid: u32,
+    pub gateway_start: u64,
+    /// The host port of the forward, when the plugin has a forward link.
+    pub host_port: Option<u16>,
+}
+
+fn evidence_u64(report: &Report, link: &str, key: &str) -> Option<u64> {
+    report
+        .links
+        .iter()
+        .find(|l| l.id == link)?
+        .evidence
+        .get(key)?
+        .as_str()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl Identity {
+    /// The identity a healthy report leaves, given the container's init.
+    /// `None` when the pass was not healthy, or its evidence does not name
+    /// one gateway process (then full passes run on the short interval).
+    pub fn from_report(report: &Report, init_pid: u32, init_start: u64) -> Option<Identity> {
+        if !matches!(report.outcome, Outcome::Healthy | Outcome::Recovered) || init_pid == 0 {
+            return None;
+        }
+        let gateway = report.links.iter().find(|l| l.id == "gateway")?;
+        if gateway.after != State::Healthy {
+            return None;
+        }
+        let host_port = match report.links.iter().find(|l| l.id == "forward") {
+            Some(f) if f.after != State::Healthy => return None,
+            Some(_) => Some(u16::try_from(evidence_u64(report, "forward", "host-port")?).ok()?),
+            None => None,
+        };
+        Some(Identity {
+            init_pid,
+            init_start,
+            gateway_pid: u32::try_from(evidence_u64(report, "gateway", "pid")?).ok()?,
+            gateway_start: evidence_u64(report, "gateway", "start-time")?,
+            host_port,
+        })
+    }
+
+    /// The checks above; `Err` says which one failed.
+    pub fn check(&self, sandbox: &str, forwards: &ForwardRegistry) -> Result<(), String> {
+        match start_time(&format!("/proc/{}/stat", self.init_pid)) {
+            Some(t) if t == self.init_start => {}
+            _ => return Err(format!("container init (host pid {}) gone", self.init_pid)),
+        }
+        let gw = format!(
+            "/proc/{}/root/proc/{}/stat",
+            self.init_pid, self.gateway_pid
+        );
+        match std::fs::read_to_string(&gw)
+            .ok()
+            .as_deref()
+            .and_then(parse_stat)
+        {
+            Some(s)
+                if s.start_time == self.gateway_start && !matches!(s.state.as_str(), "Z" | "X") => {
+            }
+            Some(s) if s.start_time == self.gateway_start => {
+                return Err(format!("gateway pid {} is a zombie", self.gateway_pid));
+            }
+            _ => return Err(format!("gateway pid {} gone", self.gateway_pid)),
+        }
+        if let Some(hp) = self.host_port
+            && forwards.forwards_to(sandbox, hp).is_none()
+        {
+            return Err(format!("the forward on host port {hp} is not served"));
+        }
+        Ok(())
+    }
+}
+
+/// The container init's current start time, from its host pid.
+pub fn start_time(stat_path: &str) -> Option<u64> {
+    parse_stat(&std::fs::read_to_string(stat_path).ok()?).map(|s| s.start_time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recovery::report::{Action, LinkEntry, Mode, PluginRef, SCHEMA, evidence_map};
+
+    fn link(id: &str, after: State, ev: &[(&str, &str)]) -> LinkEntry {
+        LinkEntry {
+            id: id.into(),
+            before: after,
+            action: Action::None,
+            after,
+            summary: String::new(),
+            evidence: evidence_map(ev.iter().map(|(k, v)| (k.to_string(), v.to_string()))),
+            ms: 0,
+        }
+    }
+
+    fn report(outcome: Outcome, links: Vec<LinkEntry>) -> Report {
+        Report {
+            schema: SCHEMA,
+            sandbox: "s".into(),
+            backend: "docker".into(),
+            plugin: PluginRef {
+                name: "openclaw".into(),
+                version: "0".into(),
+                sha256: String::new(),
+            },
+            mode: Mode::Recover,
+            outcome,
+            links,
+            mutations: vec![],
+            duration_ms: 0,
+            failing_layer: None,
+            message: None,
+            plan: None,
+        }
+    }
+
+    fn healthy_links() -> Vec<LinkEntry> {
+        vec![
+            link(
+                "gateway",
+                State::Healthy,
+                &[("pid", "42"), ("start-time", "9001"), ("port", "18789")],
+            ),
+            link("forward", State::Healthy, &[("host-port", "18790")]),
+        ]
+    }
+
+    #[test]
+    fn identity_from_a_healthy_report() {
+        let id = Identity::from_report(&report(Outcome::Healthy, healthy_links()), 7, 100).unwrap();
+        assert_eq!(
+            id,
+            Identity {
+                init_pid: 7,
+                init_start: 100,
+                gateway_pid: 42,
+                gateway_start: 9001,
+                host_port: Some(18790),
+            }
+        );
+    }
+
+    #[test]
+    fn no_identity_without_health_or_evidence() {
+        assert_eq!(
+            Identity::from_report(&report(Outcome::Broken, healthy_links()), 7, 100),
+            None
+        );
+        assert_eq!(
+            Identity::from_report(&report(Outcome::Healthy, healthy_links()), 0, 100),
+            None
+        );
+        let mut sick_forward = healthy_links();
+        sick_forward[1].after = State::Unknown;
+        assert_eq!(
+            Identity::from_report(&report(Outcome::Healthy, sick_forward), 7, 100),
+            None
+        );
+        let no_pid = vec![link("gateway", State::Healthy, &[("port", "1")])];
+        assert_eq!(
+            Identity::from_report(&report(Outcome::Healthy, no_pid), 7, 100),
+            None
+        );
+    }
+
+    #[test]
+    fn check_passes_for_a_live_identity_and_fails_for_a_stale_one() {
+        // This test process as both the "init" and the "gateway": its own
+        // /proc/<pid>/root is the host root, whose /proc shows it again.
+        let me = std::process::id();
+        let start = start_time(&format!("/proc/{me}/stat")).unwrap();
+        let forwards = ForwardRegistry::new();
+        let live = Identity {
+            init_pid: me,
+            init_start: start,
+            gateway_pid: me,
+            gateway_start: start,
+            host_port: None,
+        };
+        assert_eq!(live.check("s", &forwards), Ok(()));
+        let restarted = Identity {
+            init_start: start + 1,
+            ..live.clone()
+        };
+        assert!(
+            restarted
+                .check("s", &forwards)
+                .unwrap_err()
+                .contains("init")
+        );
+        let reused = Identity {
+            gateway_start: start + 1,
+            ..live.clone()
+        };
+        assert!(
+            reused
+                .check("s", &forwards)
+                .unwrap_err()
+                .contains("gateway")
+        );
+        // A free port: no forward serves it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let unforwarded = Identity {
+            host_port: Some(port),
+            ..live
+        };
+        assert!(
+            unforwarded
+                .check("s", &forwards)
+                .unwrap_err()
+                .contains("forward")
+        );
+    }
+}
