@@ -156,7 +156,10 @@ pub struct AcceptLoops {
 /// and [`AcceptLoops::stop`] wakes them. Blocking (not polling) so a request
 /// is served the moment it arrives, as a real gateway does.
 pub fn spawn_accept_loops(listeners: Vec<TcpListener>, shared: Arc<Shared>) -> AcceptLoops {
-    let addrs = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let addrs = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
     let threads = listeners
         .into_iter()
         .map(|listener| {
