@@ -4,6 +4,9 @@
 //! `cargo bench -p runner --bench exec_roundtrip` (RUNNER_BENCH_RUNS=N to
 //! change the run count, default 60). Target: ours p50 <= 1.2 x bare p50.
 
+#[path = "support/stats.rs"]
+mod stats;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -91,11 +94,10 @@ struct Summary {
 impl Summary {
     fn of(samples: &mut [Duration]) -> Summary {
         samples.sort();
-        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
         Summary {
             min: samples[0],
-            p50: at(0.5),
-            p90: at(0.9),
+            p50: stats::at(samples, 0.5),
+            p90: stats::at(samples, 0.9),
             max: samples[samples.len() - 1],
         }
     }

@@ -15,6 +15,9 @@
 //! the relay put between them. The forward is the `runner` binary of this
 //! build profile (`cargo bench` builds it optimized).
 
+#[path = "support/stats.rs"]
+mod stats;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -23,13 +26,6 @@ use std::time::{Duration, Instant};
 
 const CHUNK: usize = 256 * 1024;
 const MSG: usize = 64;
-
-fn env_num(key: &str, default: u64) -> u64 {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Reads everything until EOF, then answers with the byte count.
 fn sink_server() -> u16 {
@@ -208,9 +204,9 @@ fn latency(port: u16, rounds: usize) -> (f64, f64) {
 }
 
 fn main() {
-    let mib = env_num("FORWARD_BENCH_MIB", 1024);
-    let rounds = env_num("FORWARD_BENCH_ROUNDS", 20_000) as usize;
-    let runs = env_num("FORWARD_BENCH_RUNS", 3) as usize;
+    let mib = stats::env_or("FORWARD_BENCH_MIB", 1024u64);
+    let rounds = stats::env_or("FORWARD_BENCH_ROUNDS", 20_000usize);
+    let runs = stats::env_or("FORWARD_BENCH_RUNS", 3usize);
     let bytes = mib * 1024 * 1024;
     let mut relays = Relays {
         children: Vec::new(),

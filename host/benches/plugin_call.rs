@@ -5,6 +5,9 @@
 //!
 //! `cargo bench -p runner --bench plugin_call`
 
+#[path = "support/stats.rs"]
+mod stats;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -20,7 +23,7 @@ use runner::runtime::{Runtime, RuntimeOptions};
 fn stats(mut samples: Vec<Duration>) -> (f64, f64, f64) {
     samples.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let p = |q: f64| ms(samples[((samples.len() - 1) as f64 * q).round() as usize]);
+    let p = |q: f64| ms(stats::at(&samples, q));
     (ms(samples[0]), p(0.5), p(0.9))
 }
 

@@ -20,6 +20,8 @@
 
 #[path = "../tests/support/e2e.rs"]
 mod e2e;
+#[path = "support/stats.rs"]
+mod stats;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -30,20 +32,6 @@ use e2e::{Runner, Target};
 use futures_util::StreamExt;
 use runner_e2e::layout::OPENCLAW_PORT;
 use runner_e2e::{Engine, Mode, Sandbox, SandboxSpec, free_port, images, netns};
-
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Stats {
@@ -56,14 +44,12 @@ struct Stats {
 
 impl Stats {
     fn of(samples: &[f64]) -> Stats {
-        let mut s = samples.to_vec();
-        s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let at = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
+        let s = stats::sorted(samples);
         Stats {
             n: s.len(),
             min: s[0],
-            p50: at(0.5),
-            p90: at(0.9),
+            p50: stats::at(&s, 0.5),
+            p90: stats::at(&s, 0.9),
             max: s[s.len() - 1],
         }
     }
@@ -136,7 +122,7 @@ async fn keepalive(engine: &Engine, image: &str, prefix: &str) -> Result<Sandbox
 }
 
 async fn part_a(engine: &Engine) -> Result<()> {
-    let runs = env_usize("RUNNER_BENCH_STATUS_RUNS", 30).max(10);
+    let runs = stats::env_or::<usize>("RUNNER_BENCH_STATUS_RUNS", 30).max(10);
     let sb = keepalive(engine, &images::ensure("fixture").await?, "status").await?;
     sb.wait_http_ok(OPENCLAW_PORT, "/health", Duration::from_secs(20))
         .await?;
@@ -243,7 +229,7 @@ async fn recover_once(
         let mut listening = None;
         while Instant::now() < deadline {
             if let Ok(true) = netns::tcp_listening(host_pid, port, Duration::from_secs(1)).await {
-                listening = Some(unix_now());
+                listening = Some(stats::unix_now());
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -253,7 +239,7 @@ async fn recover_once(
             while Instant::now() < deadline {
                 let r = netns::http_get(host_pid, port, path, &[], Duration::from_secs(2)).await;
                 if r.is_ok_and(|r| r.status == 200) {
-                    ready = Some(unix_now());
+                    ready = Some(stats::unix_now());
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -261,7 +247,7 @@ async fn recover_once(
         }
         (listening, ready)
     });
-    let t0 = unix_now();
+    let t0 = stats::unix_now();
     let run = runner.recover(t).await;
     let t_end = t0 + run.elapsed.as_secs_f64();
     run.expect(0, "recovered");
@@ -378,8 +364,8 @@ async fn main() -> Result<()> {
         env!("CARGO_BIN_EXE_runner")
     );
     part_a(&engine).await?;
-    let fixture_runs = env_usize("RUNNER_BENCH_FIXTURE_RUNS", 12).max(10);
-    let agent_runs = env_usize("RUNNER_BENCH_AGENT_RUNS", 3).max(1);
+    let fixture_runs = stats::env_or::<usize>("RUNNER_BENCH_FIXTURE_RUNS", 12).max(10);
+    let agent_runs = stats::env_or::<usize>("RUNNER_BENCH_AGENT_RUNS", 3).max(1);
     for agent in agents.split(',').map(str::trim).filter(|a| !a.is_empty()) {
         if agent == "fixture" {
             part_b(&engine, agent, fixture_runs, &[]).await?;

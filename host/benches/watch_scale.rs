@@ -32,11 +32,13 @@
 //! RUNNER_BENCH_WATCH_LOG (the watcher's RUNNER_LOG, default `info`; its log
 //! is kept as `target/tmp/watch_{mttr,scale}.log`).
 
+#[path = "support/stats.rs"]
+mod stats;
 #[path = "../tests/support/watch.rs"]
 mod watch;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bollard::query_parameters::RestartContainerOptionsBuilder;
@@ -45,24 +47,8 @@ use runner_e2e::layout::OPENCLAW_PORT;
 use runner_e2e::{Engine, Sandbox, free_port, images, netns};
 use watch::{Watch, dashboard_ok, labelled, token};
 
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-}
-
 fn pct(samples: &[f64], q: f64) -> f64 {
-    let mut s = samples.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    s[((s.len() - 1) as f64 * q).round() as usize]
+    stats::at(&stats::sorted(samples), q)
 }
 
 /// The watcher's default liveness interval.
@@ -142,7 +128,7 @@ where
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if ok().await {
-            return Some(unix_now());
+            return Some(stats::unix_now());
         }
         tokio::time::sleep(every).await;
     }
@@ -168,7 +154,7 @@ async fn first_listen(engine: Engine, name: String) -> Option<f64> {
         }
         if let Some(p) = pid {
             match netns::tcp_listening(p, OPENCLAW_PORT, Duration::from_secs(1)).await {
-                Ok(true) => return Some(unix_now()),
+                Ok(true) => return Some(stats::unix_now()),
                 Ok(false) => {}
                 Err(_) => pid = None,
             }
@@ -207,7 +193,7 @@ fn stat_start_unix(stat: &str) -> Result<f64> {
         .context("uptime")?
         .parse()?;
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok(unix_now() - uptime + ticks / hz)
+    Ok(stats::unix_now() - uptime + ticks / hz)
 }
 
 /// Unix time container `name`'s current run started: its init's start time
@@ -225,7 +211,7 @@ async fn container_start(engine: &Engine, name: &str) -> Result<f64> {
 }
 
 async fn part_a(engine: &Engine, image: &str) -> Result<()> {
-    let runs = env_usize("RUNNER_BENCH_WATCH_RESTARTS", 20).max(20);
+    let runs = stats::env_or::<usize>("RUNNER_BENCH_WATCH_RESTARTS", 20).max(20);
     let scope = token("bench-mttr");
     let mut sbs = create_many(engine, image, &scope, 1, 1).await?;
     let port = sbs[0].1;
@@ -253,9 +239,9 @@ async fn part_a(engine: &Engine, image: &str) -> Result<()> {
 
     let mut rows = Vec::new();
     for i in 0..runs {
-        let t0 = unix_now();
+        let t0 = stats::unix_now();
         restart(engine, &name).await?;
-        let t_started = unix_now();
+        let t_started = stats::unix_now();
         let listen = tokio::spawn(first_listen(engine.clone(), name.clone()));
         let healthy = first_ok(Duration::from_secs(30), || dashboard_ok(port)).await;
         let t_listen = listen.await?.context("the gateway never listened")?;
@@ -377,9 +363,9 @@ fn proc_status_kb(pid: u32, key: &str) -> Result<u64> {
 }
 
 async fn parts_bc(engine: &Engine, image: &str, do_b: bool, do_c: bool) -> Result<()> {
-    let n = env_usize("RUNNER_BENCH_WATCH_N", 200);
-    let m = env_usize("RUNNER_BENCH_WATCH_M", 50).min(n);
-    let idle = env_usize("RUNNER_BENCH_WATCH_IDLE_S", 60) as u64;
+    let n = stats::env_or::<usize>("RUNNER_BENCH_WATCH_N", 200);
+    let m = stats::env_or::<usize>("RUNNER_BENCH_WATCH_M", 50).min(n);
+    let idle = stats::env_or::<usize>("RUNNER_BENCH_WATCH_IDLE_S", 60) as u64;
     let n = if do_b { n } else { m };
     let scope = token("bench-scale");
     let t0 = Instant::now();
@@ -461,7 +447,7 @@ async fn parts_bc(engine: &Engine, image: &str, do_b: bool, do_c: bool) -> Resul
         }
         if do_c {
             let chosen: Vec<&(Sandbox, u16)> = sbs.iter().take(m).collect();
-            let t_first = unix_now();
+            let t_first = stats::unix_now();
             // Per container: its restart call, then (from its return) its
             // dashboard polled every 25 ms (50 pollers at 5 ms would be
             // ~20 000 requests/s through the watcher's forwards on 2 cores).
@@ -470,7 +456,7 @@ async fn parts_bc(engine: &Engine, image: &str, do_b: bool, do_c: bool) -> Resul
                     let port = *port;
                     async move {
                         restart(engine, sb.name()).await?;
-                        let returned = unix_now();
+                        let returned = stats::unix_now();
                         let healthy = first_ok_every(
                             Duration::from_secs(120),
                             Duration::from_millis(25),
