@@ -182,12 +182,7 @@ async fn kill_9_in_keepalive_is_recovered_with_a_new_pid() -> Result<()> {
 
     let status = runner.status(&t).await;
     status.expect(1, "broken");
-    assert_eq!(
-        status.failing_layer().as_deref(),
-        Some("locks"),
-        "{}",
-        status.context()
-    );
+    status.expect_failing_layer("locks");
     status.assert_link("locks", "broken", "none", "broken");
     status.assert_link("gateway", "broken", "none", "broken");
     assert!(runner.audit().is_empty(), "status mutated");
@@ -256,12 +251,7 @@ async fn docker_restart_restages_guards_before_the_launch() -> Result<()> {
 
     let status = runner.status(&t).await;
     status.expect(1, "broken");
-    assert_eq!(
-        status.failing_layer().as_deref(),
-        Some("guards"),
-        "{}",
-        status.context()
-    );
+    status.expect_failing_layer("guards");
 
     let run = runner.recover(&t).await;
     run.expect(0, "recovered");
@@ -324,12 +314,7 @@ async fn env_file_deleted_and_gateway_killed_never_launches_naked() -> Result<()
 
     let status = runner.status(&t).await;
     status.expect(1, "broken");
-    assert_eq!(
-        status.failing_layer().as_deref(),
-        Some("guards"),
-        "{}",
-        status.context()
-    );
+    status.expect_failing_layer("guards");
 
     let run = runner.recover(&t).await;
     run.expect(0, "recovered");
@@ -374,12 +359,7 @@ async fn group_writable_guard_source_is_refused_and_nothing_launches() -> Result
 
     let run = runner.recover(&t).await;
     run.expect(1, "broken");
-    assert_eq!(
-        run.failing_layer().as_deref(),
-        Some("guards"),
-        "{}",
-        run.context()
-    );
+    run.expect_failing_layer("guards");
     run.assert_link("guards", "broken", "refused", "broken");
     run.assert_link("gateway", "broken", "skipped", "broken");
     assert!(
@@ -475,12 +455,7 @@ async fn missing_dashboard_origin_is_patched_and_hot_reloaded() -> Result<()> {
 
     let status = runner.status(&t).await;
     status.expect(1, "broken");
-    assert_eq!(
-        status.failing_layer().as_deref(),
-        Some("cors"),
-        "{}",
-        status.context()
-    );
+    status.expect_failing_layer("cors");
 
     let run = runner.recover(&t).await;
     run.expect(0, "recovered");
@@ -588,12 +563,7 @@ async fn wedged_gateway_is_detected_and_replaced() -> Result<()> {
 
     let status = runner.status(&t).await;
     status.expect(1, "broken");
-    assert_eq!(
-        status.failing_layer().as_deref(),
-        Some("gateway"),
-        "{}",
-        status.context()
-    );
+    status.expect_failing_layer("gateway");
     status.assert_link("gateway", "broken", "none", "broken");
     assert_eq!(
         sb.sole_gateway().await?,
@@ -628,12 +598,7 @@ async fn foreign_listener_on_the_host_port_is_never_touched() -> Result<()> {
 
     let run = runner.recover(&t).await;
     run.expect(1, "broken");
-    assert_eq!(
-        run.failing_layer().as_deref(),
-        Some("forward"),
-        "{}",
-        run.context()
-    );
+    run.expect_failing_layer("forward");
     let (before, action, after) = run.transition("forward");
     assert_eq!(
         (before.as_str(), after.as_str()),
@@ -687,12 +652,7 @@ async fn stopped_container_is_started_by_recover() -> Result<()> {
 
     let status = runner.status(&t).await;
     status.expect(1, "broken");
-    assert_eq!(
-        status.failing_layer().as_deref(),
-        Some("sandbox"),
-        "{}",
-        status.context()
-    );
+    status.expect_failing_layer("sandbox");
     assert!(status.message().contains("recover"), "{}", status.context());
     assert_eq!(
         sb.status().await?,
@@ -736,12 +696,7 @@ async fn paused_container_is_reported_and_left_paused() -> Result<()> {
 
     let run = runner.recover(&t).await;
     run.expect(1, "broken");
-    assert_eq!(
-        run.failing_layer().as_deref(),
-        Some("sandbox"),
-        "{}",
-        run.context()
-    );
+    run.expect_failing_layer("sandbox");
     run.assert_link("sandbox", "broken", "none", "broken");
     assert!(run.message().contains("unpause"), "{}", run.context());
     assert!(
@@ -786,12 +741,7 @@ async fn status_calls_a_gateway_answering_500_broken() -> Result<()> {
 
     let run = runner.status(&Target::fixture(&sb, free_port()?)).await;
     run.expect(1, "broken");
-    assert_eq!(
-        run.failing_layer().as_deref(),
-        Some("gateway"),
-        "{}",
-        run.context()
-    );
+    run.expect_failing_layer("gateway");
     run.assert_link("gateway", "broken", "none", "broken");
     assert_eq!(
         run.evidence("gateway", "http").as_deref(),
@@ -893,12 +843,7 @@ async fn gateway_that_exits_at_launch_fails_fast_with_its_log_tail() -> Result<(
 
     let run = runner.recover(&t).await;
     run.expect(1, "broken");
-    assert_eq!(
-        run.failing_layer().as_deref(),
-        Some("gateway"),
-        "{}",
-        run.context()
-    );
+    run.expect_failing_layer("gateway");
     // The gateway's own last words reach the report.
     let text = format!("{} {}", run.summary("gateway"), run.message());
     assert!(

@@ -67,12 +67,7 @@ async fn kill_9_is_recovered_with_a_new_pid() -> Result<()> {
 
     let status = runner.status(&t).await;
     status.expect(1, "broken");
-    assert_eq!(
-        status.failing_layer().as_deref(),
-        Some("locks"),
-        "{}",
-        status.context()
-    );
+    status.expect_failing_layer("locks");
     assert!(runner.audit().is_empty(), "status mutated");
 
     let run = runner.recover(&t).await;

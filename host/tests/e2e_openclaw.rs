@@ -334,12 +334,7 @@ async fn kill_9_then_env_file_then_group_writable_source() -> Result<()> {
     let audit_before = runner.audit().len();
     let run = runner.recover(&t).await;
     run.expect(1, "broken");
-    assert_eq!(
-        run.failing_layer().as_deref(),
-        Some("guards"),
-        "{}",
-        run.context()
-    );
+    run.expect_failing_layer("guards");
     run.assert_link("guards", "broken", "refused", "broken");
     run.assert_link("gateway", "broken", "skipped", "broken");
     assert!(
@@ -389,12 +384,7 @@ async fn cors_hot_reload_then_docker_restart_then_recreate_under_the_same_hostna
     );
     let status = runner.status(&t).await;
     status.expect(1, "broken");
-    assert_eq!(
-        status.failing_layer().as_deref(),
-        Some("cors"),
-        "{}",
-        status.context()
-    );
+    status.expect_failing_layer("cors");
 
     let run = runner.recover(&t).await;
     run.expect(0, "recovered");
@@ -571,12 +561,7 @@ async fn recreate_with_a_new_hostname_reclaims_the_stale_lease_and_recovers() ->
         let nport = free_port()?;
         let run = runner.recover(&Target::openclaw(&nb, nport)).await;
         run.expect(1, "broken");
-        assert_eq!(
-            run.failing_layer().as_deref(),
-            Some("locks"),
-            "{}",
-            run.context()
-        );
+        run.expect_failing_layer("locks");
         let summary = run.summary("locks");
         assert!(
             summary.contains("a live gateway elsewhere owns this state dir")

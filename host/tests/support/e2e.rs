@@ -321,6 +321,17 @@ impl Run {
         self.report()["failing_layer"].as_str().map(str::to_string)
     }
 
+    /// The report names `layer` as the failing one.
+    pub fn expect_failing_layer(&self, layer: &str) -> &Run {
+        assert_eq!(
+            self.failing_layer().as_deref(),
+            Some(layer),
+            "failing layer\n{}",
+            self.context()
+        );
+        self
+    }
+
     pub fn message(&self) -> String {
         self.report()["message"]
             .as_str()
