@@ -101,7 +101,7 @@ fn main() {
             &plugin.info.capabilities,
             CallKind::Probe,
             None,
-            forwards.clone(),
+            Some(forwards.clone()),
             None,
         );
         let started = Instant::now();

@@ -200,7 +200,8 @@ impl CapContext {
         }
     }
 
-    /// Capabilities for a probe or repair of `sandbox`.
+    /// Capabilities for a probe or repair of `sandbox`. Without a forward
+    /// registry the `forward` capability answers `unavailable`.
     #[allow(clippy::too_many_arguments)]
     pub fn for_call(
         backend: Arc<dyn Backend>,
@@ -209,7 +210,7 @@ impl CapContext {
         declared: &[String],
         kind: CallKind,
         link: Option<&str>,
-        forwards: Arc<ForwardRegistry>,
+        forwards: Option<Arc<ForwardRegistry>>,
         audit: Option<Arc<AuditLog>>,
     ) -> Self {
         let mut granted: HashSet<Capability> = declared
@@ -225,7 +226,7 @@ impl CapContext {
             kind,
             link: link.map(str::to_string),
             limits: CapLimits::default(),
-            forwards: Some(forwards),
+            forwards,
             audit,
             mutations: Vec::new(),
             denials: Vec::new(),

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::capabilities::{CallKind, CapContext, Denial, Mutation};
-use crate::forward::ForwardRegistry;
 use crate::plugins::PluginSource;
 use crate::recovery::plan::{Step, next_step};
 use crate::runtime::bindings::{LinkReport, RepairOutcome, Target};
@@ -154,19 +153,17 @@ impl Run<'_> {
         kind: CallKind,
         link: Option<&str>,
     ) -> CapContext {
-        let mut caps = CapContext::for_call(
+        // No forward registry: the suite never opens host ports.
+        CapContext::for_call(
             backend.clone(),
             SANDBOX,
             self.plugin.name(),
             &self.plugin.info.capabilities,
             kind,
             link,
-            Arc::new(ForwardRegistry::new()),
             None,
-        );
-        // No registry: the suite never opens host ports.
-        caps.forwards = None;
-        caps
+            None,
+        )
     }
 
     async fn probe(&mut self, backend: &Arc<SyntheticSandbox>) -> ProbeAnswer {

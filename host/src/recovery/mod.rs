@@ -473,7 +473,7 @@ impl Engine<'_> {
             &plugin.info.capabilities,
             kind,
             link,
-            self.forwards.clone(),
+            Some(self.forwards.clone()),
             self.audit.clone(),
         )
     }

@@ -104,7 +104,7 @@ pub fn caps(
         &plugin.info.capabilities,
         kind,
         Some("alpha"),
-        Arc::new(ForwardRegistry::new()),
+        Some(Arc::new(ForwardRegistry::new())),
         None,
     )
 }
