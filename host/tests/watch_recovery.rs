@@ -16,8 +16,8 @@ use anyhow::{Context, Result, bail};
 use bollard::query_parameters::RestartContainerOptionsBuilder;
 use runner_e2e::{Sandbox, free_port};
 use watch::{
-    Watch, dashboard_ok, forward_pid, is_runner, labelled, listeners, runner_cli, setup, token,
-    wait_dashboard,
+    Watch, dashboard_ok, forward_pid, is_runner, labelled, listeners, recover_json, runner_cli,
+    setup, token, wait_dashboard,
 };
 
 /// Exactly one socket listens on `port` and its process is `owner` (when
@@ -110,24 +110,7 @@ async fn killed_forward_process_is_restarted_and_traffic_flows() -> Result<()> {
     let port = free_port()?;
     let sb = Sandbox::create(&engine, labelled(&image, &scope, port)).await?;
     let state = StateDir::new("fwdkill")?;
-    let out = runner_cli(
-        &state.0,
-        &[
-            "recover",
-            "--plugin",
-            "openclaw",
-            "--sandbox",
-            sb.name(),
-            "--json",
-        ],
-    )?;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let report = recover_json(&state.0, sb.name())?;
     let detached = forward_pid(&report).context("no forward pid in the recover report")?;
     let w = Watch::start_with(
         "fwdkill",

@@ -19,8 +19,8 @@ use bollard::query_parameters::{
 };
 use runner_e2e::{Engine, Mode, Sandbox, SandboxSpec, free_port, images};
 use watch::{
-    FIXTURE_LABELS, SCOPE_LABEL, Watch, dashboard_ok, http, labelled, runner_cli, setup, token,
-    wait_dashboard,
+    FIXTURE_LABELS, SCOPE_LABEL, Watch, dashboard_ok, http, labelled, recover_json, runner_cli,
+    setup, token, wait_dashboard,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,24 +424,7 @@ async fn a_forward_from_runner_recover_is_adopted_not_duplicated() -> Result<()>
     let _ = std::fs::remove_dir_all(&state);
     std::fs::create_dir_all(&state)?;
     // A one-shot recover leaves a detached forward behind.
-    let out = runner_cli(
-        &state,
-        &[
-            "recover",
-            "--plugin",
-            "openclaw",
-            "--sandbox",
-            sb.name(),
-            "--json",
-        ],
-    )?;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let report = recover_json(&state, sb.name())?;
     let forward = report["links"]
         .as_array()
         .and_then(|l| l.iter().find(|l| l["id"] == "forward"))

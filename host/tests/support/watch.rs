@@ -294,6 +294,30 @@ pub fn runner_cli(state: &std::path::Path, args: &[&str]) -> Result<std::process
         .output()?)
 }
 
+/// A one-shot `runner recover --plugin openclaw --json` with its own state
+/// dir, which must exit 0; returns the report.
+pub fn recover_json(state: &std::path::Path, sandbox: &str) -> Result<serde_json::Value> {
+    let out = runner_cli(
+        state,
+        &[
+            "recover",
+            "--plugin",
+            "openclaw",
+            "--sandbox",
+            sandbox,
+            "--json",
+        ],
+    )?;
+    if out.status.code() != Some(0) {
+        bail!(
+            "recover exited {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
 impl Watch {
     /// The watch process's pid (None once reaped).
     pub fn pid(&self) -> Option<u32> {
