@@ -239,7 +239,7 @@ fn main() {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
-        load_average()
+        stats::load_average()
     );
     // Interleaved: every run measures each path once, so a burst of load
     // from elsewhere hits all paths alike instead of one of them.
@@ -247,11 +247,21 @@ fn main() {
     // CPU seconds the relay process spent, over all runs: unlike MiB/s this
     // hardly depends on what else the machine is doing.
     let mut cpu = vec![0.0f64; targets.len()];
+    // CPU time of every process on the path (this one: client and sink; the
+    // relay) and wall time per path: what it cost to move the bytes, kernel
+    // work in their context included, whatever else runs on the machine.
+    // With the number of cores this bounds what a path can reach here.
+    let me = std::process::id();
+    let mut spent = vec![(0.0f64, 0.0f64); targets.len()];
     for run in 0..runs {
         let mut line = format!("run {}:", run + 1);
         for (i, (name, sink_port, _, pid)) in targets.iter().enumerate() {
             let before = pid.map(cpu_seconds);
+            let own_before = cpu_seconds(me);
+            let wall = Instant::now();
             let mbps = throughput(*sink_port, bytes, 1);
+            spent[i].0 += cpu_seconds(me) - own_before;
+            spent[i].1 += wall.elapsed().as_secs_f64();
             if let (Some(pid), Some(before)) = (pid, before) {
                 // socat forks per connection: wait (bounded) until the
                 // child is reaped and its time lands in the parent's.
@@ -264,6 +274,7 @@ fn main() {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 cpu[i] += after - before;
+                spent[i].0 += after - before;
             }
             best[i] = best[i].max(mbps);
             line += &format!(" {name} {mbps:.0}");
@@ -278,6 +289,29 @@ fn main() {
                 cpu[i] / gib
             );
         }
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
+    // MiB/s that `cores` fully busy cores could carry at each path's
+    // measured cost: a ceiling no amount of parallelism can lift.
+    let mut ceiling = vec![0.0f64; targets.len()];
+    for (i, (name, ..)) in targets.iter().enumerate() {
+        let (busy, wall) = spent[i];
+        let per_gib = busy / gib;
+        ceiling[i] = cores * 1024.0 / per_gib;
+        println!(
+            "{name}: path CPU {per_gib:.2} s per GiB (client + sink + relay), {:.2} of {cores} cores busy on average, CPU-bound ceiling {:.0} MiB/s",
+            busy / wall,
+            ceiling[i]
+        );
+    }
+    if let Some(fwd) = targets.iter().position(|t| t.0 == "runner forward") {
+        println!(
+            "forward ceiling on {cores} cores vs direct measured: {:.1} % (forward costs {:.2}x direct's CPU per byte)",
+            100.0 * ceiling[fwd] / best[0],
+            ceiling[0] / ceiling[fwd]
+        );
     }
     println!(
         "{:<16} {:>12} {:>10} {:>10} {:>10}",
@@ -309,7 +343,7 @@ fn main() {
             );
         }
     }
-    println!("load average at the end: {}", load_average());
+    println!("load average at the end: {}", stats::load_average());
 }
 
 /// User + system CPU time of `pid` and its reaped children, in seconds
@@ -332,11 +366,4 @@ fn has_children(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .map(|c| !c.trim().is_empty())
         .unwrap_or(false)
-}
-
-/// The 1, 5 and 15 minute load averages, for the record.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }

@@ -17,6 +17,10 @@
 //!     through its host forward; and first restart call → all healthy, last
 //!     restart call returned → all healthy, first call → last container
 //!     started (the engine's part).
+//! (d) The engine alone: M fresh fixture sandboxes, no `runner` process at
+//!     all, restarted the same way as in (c): first restart call → all calls
+//!     returned and → last container started. What (c) cannot beat on this
+//!     machine.
 //!
 //! Every container is a `runner_e2e` sandbox (label `runner.e2e`, name prefix
 //! `bench-watch`, label `runner.watch-test=<scope>`), removed at the end of
@@ -24,7 +28,7 @@
 //! `runner_e2e::sweep_leftovers` removes them.
 //!
 //! `cargo bench -p runner --bench watch_scale`
-//! Environment: RUNNER_BENCH_WATCH_PARTS (default `a,b,c`),
+//! Environment: RUNNER_BENCH_WATCH_PARTS (default `a,b,c`; `d` on request),
 //! RUNNER_BENCH_WATCH_RESTARTS (default 20), RUNNER_BENCH_WATCH_N (200),
 //! RUNNER_BENCH_WATCH_M (50), RUNNER_BENCH_WATCH_IDLE_S (60),
 //! RUNNER_BENCH_WATCH_MAX_CONCURRENT and RUNNER_BENCH_WATCH_FULL_INTERVAL_S
@@ -536,6 +540,48 @@ async fn parts_bc(engine: &Engine, image: &str, do_b: bool, do_c: bool) -> Resul
     result
 }
 
+async fn part_d(engine: &Engine, image: &str) -> Result<()> {
+    let m = stats::env_or("RUNNER_BENCH_WATCH_M", 50usize);
+    let sbs = create_many(engine, image, "engine-alone", m, 8).await?;
+    // Let the first boots settle so only the restarts load the engine.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let load = stats::load_average();
+    let result = async {
+        let t_first = stats::unix_now();
+        let returned: Vec<Result<f64>> = stream::iter(sbs.iter())
+            .map(|(sb, _)| async move {
+                restart(engine, sb.name()).await?;
+                anyhow::Ok(stats::unix_now())
+            })
+            .buffer_unordered(m)
+            .collect()
+            .await;
+        let mut t_last_return: f64 = 0.0;
+        for r in returned {
+            t_last_return = t_last_return.max(r?);
+        }
+        let mut t_last_start: f64 = 0.0;
+        for (sb, _) in &sbs {
+            t_last_start = t_last_start.max(container_start(engine, sb.name()).await?);
+        }
+        println!("\n(d) {m} simultaneous `docker restart`s, the engine alone (no runner running; load average before: {load})\n");
+        println!("| measurement | value |");
+        println!("|---|---:|");
+        println!(
+            "| first restart call → all {m} calls returned | {:.1} s |",
+            t_last_return - t_first
+        );
+        println!(
+            "| first restart call → last container started | {:.1} s |",
+            t_last_start - t_first
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    remove_many(sbs).await;
+    result
+}
+
 fn tail(w: &Watch) -> String {
     let text = w.log_text();
     let lines: Vec<&str> = text.lines().collect();
@@ -553,6 +599,9 @@ async fn main() -> Result<()> {
     let (b, c) = (parts.contains('b'), parts.contains('c'));
     if b || c {
         parts_bc(&engine, &image, b, c).await?;
+    }
+    if parts.contains('d') {
+        part_d(&engine, &image).await?;
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! What the bench binaries share: size knobs from the environment, the wall
 //! clock the engine's timestamps are compared with, and the one percentile
 //! rule every table in docs/benchmarks.md uses (nearest rank on the sorted
-//! samples: index round((n - 1) * q)).
+//! samples: index round((n - 1) * q)), and the load average every table
+//! records.
 //!
 //! Include with `#[path = "support/stats.rs"] mod stats;`.
 #![allow(dead_code)]
@@ -35,4 +36,11 @@ pub fn sorted(samples: &[f64]) -> Vec<f64> {
     let mut s = samples.to_vec();
     s.sort_by(|a, b| a.partial_cmp(b).expect("a measured time is never NaN"));
     s
+}
+
+/// The 1, 5 and 15 minute load averages, for the record.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }

@@ -8,16 +8,24 @@
 
 use crate::config::{Config, OriginCheck};
 use runner_plugin_sdk::json5::{self, Node};
+use runner_plugin_sdk::poll::Backoff;
 use runner_plugin_sdk::{CapError, HttpRoute, Report, Sandbox, WsStep, WsTranscript};
+use std::time::Duration;
 
 pub const LINK: &str = "dashboard";
 
-/// Extra WebSocket attempts while the gateway answers UNAVAILABLE.
-const NOT_READY_RETRIES: u32 = 5;
+/// Longest wait, in pauses between WebSocket attempts, while the gateway
+/// answers UNAVAILABLE.
+const NOT_READY_WAIT: Duration = Duration::from_secs(5);
 
 /// Longest wait for OpenClaw to hot-reload a just-patched origin list
-/// (measured: 1.9 s).
+/// (measured: 1.9 s; the fixture gateway: ≤ 0.3 s).
 const RELOAD_WAIT_S: u32 = 6;
+
+/// Retries start this soon and back off to at most this: a reload or start
+/// that ends in 300 ms is seen within ~0.5 s, not after a whole second.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_millis(500);
 
 /// The `connect` request a Control UI sends after the challenge.
 /// (The challenge nonce is only signed by paired devices; a token connect
@@ -213,8 +221,8 @@ fn check_origin(sandbox: &Sandbox, cfg: &Config) -> WsVerdict {
         OriginCheck::WebSocket => {
             let frame = connect_frame(&token(sandbox, cfg));
             // A gateway that just started answers UNAVAILABLE for a few
-            // seconds: a short, bounded retry (NOT_READY_RETRIES × 1 s).
-            let mut attempt = 0;
+            // seconds: a short, bounded retry.
+            let mut pauses = Backoff::new(RETRY_FIRST, RETRY_MAX, NOT_READY_WAIT);
             loop {
                 let steps = vec![
                     WsStep::Receive,
@@ -230,11 +238,9 @@ fn check_origin(sandbox: &Sandbox, cfg: &Config) -> WsVerdict {
                         WsVerdict::Broken(format!("WebSocket through the forward failed: {e}"))
                     }
                 };
-                attempt += 1;
-                if !matches!(v, WsVerdict::NotReady(_)) || attempt > NOT_READY_RETRIES {
+                if !matches!(v, WsVerdict::NotReady(_)) || !pauses.pause() {
                     break v;
                 }
-                std::thread::sleep(std::time::Duration::from_secs(1));
             }
         }
         OriginCheck::Http(path) => {
@@ -316,13 +322,15 @@ pub fn probe(sandbox: &Sandbox, cfg: &Config, forward: Option<&str>) -> Report {
     // while the config already allows the origin and changed moments ago,
     // retry (bounded) instead of reporting a rejection that is about to end.
     let mut verdict = check_origin(sandbox, cfg);
-    let mut waited = 0;
+    let mut pauses = Backoff::new(
+        RETRY_FIRST,
+        RETRY_MAX,
+        Duration::from_secs(RELOAD_WAIT_S.into()),
+    );
     while matches!(verdict, WsVerdict::OriginRejected(_))
-        && waited < RELOAD_WAIT_S
         && reload_pending(sandbox, cfg)
+        && pauses.pause()
     {
-        std::thread::sleep(std::time::Duration::from_secs(1));
-        waited += 1;
         verdict = check_origin(sandbox, cfg);
     }
     let r = match verdict {

@@ -36,6 +36,7 @@ pub mod json5;
 pub mod locks;
 pub mod log;
 pub mod logscan;
+pub mod poll;
 pub mod process;
 pub mod report;
 pub mod sandbox;
