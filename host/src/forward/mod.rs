@@ -428,7 +428,8 @@ pub(crate) fn classify(sandbox: &str, spec: &ForwardSpec, obs: &Observation) -> 
                 Some(o) => match identity::parse_serve_argv(&o.cmdline) {
                     // A runner forward for this port whose record is missing
                     // or outdated: its argv proves what it serves, and it
-                    // rewrites its record within REFRESH_EVERY.
+                    // puts its record back within 30 s (idle; at once when
+                    // traffic moves its counters, within 2 s).
                     Some(a) if a.bind == spec.bind && a.host_port == spec.host_port => {
                         more.push(kv(
                             "record-note",

@@ -22,6 +22,11 @@ use super::{ForwardError, ForwardSpec, forwards_dir};
 
 /// Records are refreshed at most this often.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(2);
+/// While its counters stand still, a forward re-reads its record (to put
+/// back one deleted by hand or clobbered) at most this often: a watcher with
+/// 200 idle in-process forwards would otherwise read and parse 100 records
+/// a second to learn nothing.
+const VERIFY_IDLE_EVERY: Duration = Duration::from_secs(30);
 /// Bound on one "does the sandbox still exist" check.
 const INSPECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time a destroyed sandbox may take to be recreated before the
@@ -44,6 +49,8 @@ pub(crate) struct Publisher {
     path: PathBuf,
     record: ForwardRecord,
     written: (u64, u64, u64),
+    /// When the record on disk was last read back and found to be ours.
+    verified: Option<std::time::Instant>,
 }
 
 impl Publisher {
@@ -76,6 +83,7 @@ impl Publisher {
                 last_error: None,
             },
             written: (0, 0, 0),
+            verified: None,
         }
     }
 
@@ -98,11 +106,20 @@ impl Publisher {
     /// missing or names someone else (deleted by hand, or clobbered): while
     /// we hold the port, the record must describe us.
     pub(crate) fn refresh(&mut self, stats: &ForwardStats) {
+        self.refresh_at(stats, std::time::Instant::now());
+    }
+
+    fn refresh_at(&mut self, stats: &ForwardStats, now: std::time::Instant) {
         let (connections, bytes, errors, last_error) = stats.snapshot();
         let counters = (connections, bytes, errors);
+        let idle = counters == self.written;
+        if idle && self.verified.is_some_and(|t| now - t < VERIFY_IDLE_EVERY) {
+            return;
+        }
         let ours =
             matches!(record::read(&self.path), Ok(Some(r)) if r.identity() == self.identity());
-        if ours && counters == self.written {
+        if ours && idle {
+            self.verified = Some(now);
             return;
         }
         self.record.connections = connections;
@@ -111,7 +128,10 @@ impl Publisher {
         self.record.last_error = last_error;
         self.record.updated_at = crate::time::now_rfc3339();
         match self.publish() {
-            Ok(()) => self.written = counters,
+            Ok(()) => {
+                self.written = counters;
+                self.verified = Some(now);
+            }
             Err(e) => tracing::warn!("{e}"),
         }
     }
@@ -220,4 +240,71 @@ pub async fn serve(backend: Arc<dyn Backend>, opts: ServeOptions) -> Result<(), 
         "forward on {addr} stopped"
     );
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A publisher in a scratch dir that has written its first record at
+    /// the returned instant; the dir is removed on drop.
+    struct Published {
+        dir: PathBuf,
+        stats: ForwardStats,
+        p: Publisher,
+        t0: Instant,
+    }
+
+    impl Published {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir()
+                .join(format!("runner-publisher-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let spec = ForwardSpec::loopback(18790, 18789);
+            let id = ProcessId {
+                pid: std::process::id(),
+                start_time: 1,
+            };
+            let mut p = Publisher::new(&dir, RecordMode::InProcess, id, "docker", "sb", &spec);
+            let (stats, t0) = (ForwardStats::default(), Instant::now());
+            p.refresh_at(&stats, t0);
+            assert!(p.path().exists(), "the first refresh writes the record");
+            Self { dir, stats, p, t0 }
+        }
+
+        fn refresh_after(&mut self, d: Duration) {
+            self.p.refresh_at(&self.stats, self.t0 + d);
+        }
+    }
+
+    impl Drop for Published {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn an_idle_forward_puts_a_deleted_record_back_within_the_idle_verify_period() {
+        let mut f = Published::new("idle");
+        std::fs::remove_file(f.p.path()).unwrap();
+        // Idle: ticks every 2 s do not even read the file...
+        f.refresh_after(REFRESH_EVERY);
+        f.refresh_after(VERIFY_IDLE_EVERY - Duration::from_millis(1));
+        assert!(!f.p.path().exists());
+        // ...until the idle verify period has passed.
+        f.refresh_after(VERIFY_IDLE_EVERY);
+        assert!(f.p.path().exists());
+    }
+
+    #[test]
+    fn traffic_rewrites_the_record_at_the_next_tick() {
+        let mut f = Published::new("busy");
+        f.stats.connections.fetch_add(1, Ordering::Relaxed);
+        f.stats.bytes.fetch_add(4096, Ordering::Relaxed);
+        f.refresh_after(REFRESH_EVERY);
+        let r = record::read(f.p.path()).unwrap().unwrap();
+        assert_eq!((r.connections, r.bytes), (1, 4096));
+    }
 }

@@ -63,6 +63,7 @@ pub enum LoadFailure {
 
 pub struct Runtime {
     engine: Engine,
+    ticker: engine::EpochTicker,
     linker: Linker<PluginState>,
     cache: CompileCache,
     options: RuntimeOptions,
@@ -119,7 +120,7 @@ impl Call {
 
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> anyhow::Result<Self> {
-        let engine = engine::build().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let (engine, ticker) = engine::build().map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let mut linker = Linker::<PluginState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
@@ -128,6 +129,7 @@ impl Runtime {
         let cache = CompileCache::new(&engine, options.cache_dir.clone());
         Ok(Self {
             engine,
+            ticker,
             linker,
             cache,
             options,
@@ -282,6 +284,8 @@ impl Runtime {
             },
         );
         store.limiter(|s| &mut s.memory);
+        // Held until the store is done with: the deadline counts ticks.
+        let _ticking = self.ticker.running();
         store.set_epoch_deadline(engine::ticks_for(deadline));
         store.epoch_deadline_trap();
 

@@ -3,23 +3,35 @@
 //! A healthy full pass leaves an [`Identity`]: the container's init (host
 //! pid and start time, from the inspect that preceded the pass), the
 //! gateway's pid and start time and port (the `gateway` link's evidence),
-//! and the host port of the `forward` link. Each tick then only reads:
+//! and the host port of the `forward` link. Arming it ([`Armed`]) opens one
+//! `NETLINK_SOCK_DIAG` socket in the sandbox's network namespace
+//! ([`ListenProbe`]), kept until the identity is dropped. Each tick then only
+//! reads:
 //!
 //! - `/proc/<init>/stat`: the same init still runs (not restarted);
 //! - `/proc/<init>/root/proc/<gateway pid>/stat`: the same gateway process
 //!   (pid *and* start time, so a reused pid does not pass), not a zombie;
+//! - one sock_diag lookup of the listener a connection to the sandbox's
+//!   `127.0.0.1:<gateway port>` (else `[::1]`) would reach: a gateway that
+//!   lives but closed its listener (wedged) is found at the next tick, not
+//!   the next full pass;
 //! - the forward registry: the host forward is still served (in-process
 //!   listener task alive, or a verified detached forward).
 //!
-//! Deliberately not read: `/proc/<init>/net/tcp{,6}` (whether the gateway
-//! still listens). The kernel walks the host's whole TCP hash table for each
-//! read, whatever the namespace; with 40 sandboxes and their forwards that
-//! read was about half of the watcher's idle CPU (perf). A gateway that lives
-//! but stopped listening is the full pass's to find.
+//! Listening is asked of sock_diag, not read from `/proc/<init>/net/tcp{,6}`:
+//! the kernel walks the host's whole TCP hash table for each such read,
+//! whatever the namespace; with 40 sandboxes and their forwards that read was
+//! about half of the watcher's idle CPU (perf). The lookup reads two or three
+//! hash buckets, a few µs (a LISTEN dump cost ~150 µs a check with 200
+//! sandboxes; see [`ListenProbe`]). When the probe cannot be made
+//! (not root, the namespace already gone), the tick checks the processes and
+//! the forward only, and a stopped listener is the full pass's to find.
 //!
 //! No engine call and no plugin call. Anything that does not match is a
 //! failure, and a failure only makes a full pass due: the check never
 //! decides a repair on its own.
+
+pub use crate::backend::procfs::{ListenDiagError, ListenProbe};
 
 use crate::backend::procfs::parse_stat;
 use crate::forward::ForwardRegistry;
@@ -34,6 +46,9 @@ pub struct Identity {
     /// The gateway's pid inside the container and its start time (ticks).
     pub gateway_pid: u32,
     pub gateway_start: u64,
+    /// The port the gateway listens on in the sandbox's network namespace;
+    /// `None` when the evidence does not name one (nothing to probe).
+    pub gateway_port: Option<u16>,
     /// The host port of the forward, when the plugin has a forward link.
     pub host_port: Option<u16>,
 }
@@ -73,12 +88,20 @@ impl Identity {
             init_start,
             gateway_pid: u32::try_from(evidence_u64(report, "gateway", "pid")?).ok()?,
             gateway_start: evidence_u64(report, "gateway", "start-time")?,
+            gateway_port: evidence_u64(report, "gateway", "port")
+                .and_then(|p| u16::try_from(p).ok()),
             host_port,
         })
     }
 
-    /// The checks above; `Err` says which one failed.
+    /// The process and forward checks (listening needs [`Armed`]'s probe);
+    /// `Err` says which one failed.
     pub fn check(&self, sandbox: &str, forwards: &ForwardRegistry) -> Result<(), String> {
+        self.check_processes()?;
+        self.check_forward(sandbox, forwards)
+    }
+
+    fn check_processes(&self) -> Result<(), String> {
         match start_time(&format!("/proc/{}/stat", self.init_pid)) {
             Some(t) if t == self.init_start => {}
             _ => return Err(format!("container init (host pid {}) gone", self.init_pid)),
@@ -93,19 +116,85 @@ impl Identity {
             .and_then(parse_stat)
         {
             Some(s)
-                if s.start_time == self.gateway_start && !matches!(s.state.as_str(), "Z" | "X") => {
+                if s.start_time == self.gateway_start && !matches!(s.state.as_str(), "Z" | "X") =>
+            {
+                Ok(())
             }
             Some(s) if s.start_time == self.gateway_start => {
-                return Err(format!("gateway pid {} is a zombie", self.gateway_pid));
+                Err(format!("gateway pid {} is a zombie", self.gateway_pid))
             }
-            _ => return Err(format!("gateway pid {} gone", self.gateway_pid)),
+            _ => Err(format!("gateway pid {} gone", self.gateway_pid)),
         }
+    }
+
+    fn check_forward(&self, sandbox: &str, forwards: &ForwardRegistry) -> Result<(), String> {
         if let Some(hp) = self.host_port
             && forwards.forwards_to(sandbox, hp).is_none()
         {
             return Err(format!("the forward on host port {hp} is not served"));
         }
         Ok(())
+    }
+}
+
+/// An [`Identity`] the ticks check, with the listen probe made for it.
+///
+/// The probe's socket lives as long as this value: made once when a healthy
+/// pass arms the identity, closed when the identity is dropped (any failure,
+/// event or pass replaces it), so a tick never enters a namespace.
+#[derive(Debug)]
+pub struct Armed {
+    pub identity: Identity,
+    listen: Option<ListenProbe>,
+}
+
+impl Armed {
+    /// Arms `identity`, opening its listen probe in the network namespace of
+    /// its init. Never fails: without a probe the ticks skip the listen check.
+    pub fn arm(identity: Identity, sandbox: &str) -> Armed {
+        let listen = identity.gateway_port.and_then(|port| {
+            ListenProbe::for_process(identity.init_pid)
+                .inspect_err(|e| {
+                    tracing::debug!(
+                        sandbox,
+                        port,
+                        error = %e,
+                        "no listen probe; liveness checks the gateway process only"
+                    );
+                })
+                .ok()
+        });
+        Armed { identity, listen }
+    }
+
+    /// Whether the ticks also check that the gateway listens.
+    pub fn probes_listening(&self) -> bool {
+        self.listen.is_some()
+    }
+
+    /// The identity's checks, with listening after the processes (a gateway
+    /// that is gone is reported as gone, not as not listening).
+    pub fn check(&mut self, sandbox: &str, forwards: &ForwardRegistry) -> Result<(), String> {
+        let id = &self.identity;
+        id.check_processes()?;
+        if let (Some(probe), Some(port)) = (self.listen.as_mut(), id.gateway_port) {
+            match probe.listening(port) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(format!(
+                        "gateway pid {} no longer listens on port {port}",
+                        id.gateway_pid
+                    ));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "cannot tell whether gateway pid {} listens on port {port}: {e}",
+                        id.gateway_pid
+                    ));
+                }
+            }
+        }
+        id.check_forward(sandbox, forwards)
     }
 }
 
@@ -173,6 +262,7 @@ mod tests {
                 init_start: 100,
                 gateway_pid: 42,
                 gateway_start: 9001,
+                gateway_port: Some(18789),
                 host_port: Some(18790),
             }
         );
@@ -213,6 +303,7 @@ mod tests {
             init_start: start,
             gateway_pid: me,
             gateway_start: start,
+            gateway_port: None,
             host_port: None,
         };
         assert_eq!(live.check("s", &forwards), Ok(()));
@@ -252,5 +343,71 @@ mod tests {
                 .unwrap_err()
                 .contains("forward")
         );
+    }
+
+    #[test]
+    fn armed_check_fails_once_the_gateway_stops_listening() {
+        // This process as init and gateway again, its own netns as the
+        // sandbox's (entering it needs root, as the watcher has).
+        let me = std::process::id();
+        let start = start_time(&format!("/proc/{me}/stat")).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let id = Identity {
+            init_pid: me,
+            init_start: start,
+            gateway_pid: me,
+            gateway_start: start,
+            gateway_port: Some(port),
+            host_port: None,
+        };
+        let forwards = ForwardRegistry::new();
+        let mut armed = Armed::arm(id.clone(), "s");
+        assert!(armed.probes_listening(), "no probe (not root?)");
+        assert_eq!(armed.check("s", &forwards), Ok(()));
+        drop(listener);
+        assert_eq!(
+            armed.check("s", &forwards),
+            Err(format!("gateway pid {me} no longer listens on port {port}"))
+        );
+        // The processes come first: a gone gateway is not "not listening".
+        let mut gone = Armed::arm(
+            Identity {
+                gateway_start: start + 1,
+                ..id.clone()
+            },
+            "s",
+        );
+        assert_eq!(
+            gone.check("s", &forwards),
+            Err(format!("gateway pid {me} gone"))
+        );
+        // No port in the evidence: nothing to probe, the pid checks only.
+        let mut unprobed = Armed::arm(
+            Identity {
+                gateway_port: None,
+                ..id
+            },
+            "s",
+        );
+        assert!(!unprobed.probes_listening());
+        assert_eq!(unprobed.check("s", &forwards), Ok(()));
+    }
+
+    #[test]
+    fn arming_without_a_namespace_keeps_the_pid_checks() {
+        // A pid that cannot exist (above pid_max): no namespace to enter.
+        let armed = Armed::arm(
+            Identity {
+                init_pid: u32::MAX,
+                init_start: 1,
+                gateway_pid: 1,
+                gateway_start: 1,
+                gateway_port: Some(1),
+                host_port: None,
+            },
+            "s",
+        );
+        assert!(!armed.probes_listening());
     }
 }

@@ -54,7 +54,7 @@ use crate::recovery::{Engine, Quiet, RunRequest};
 use crate::runtime::{Plugin, Runtime};
 
 use self::config::{MAX_SANDBOXES, WatchConfig};
-use self::liveness::Identity;
+use self::liveness::{Armed, Identity};
 use self::metrics::Metrics;
 use self::policy::{Decision, Lifecycle, Observed, Policy, RunResult, Transition};
 use self::schedule::{Due, Schedule, ScheduleConfig};
@@ -520,7 +520,7 @@ async fn list_targets(cfg: &WatchConfig, client: &bollard::Docker) -> Option<Vec
 enum Next {
     /// Back on the schedule; `Some`: healthy, with an identity for the
     /// liveness checks.
-    Scheduled(Option<Identity>),
+    Scheduled(Option<Armed>),
     /// The next full pass not before this policy time.
     At(Duration),
     Exit,
@@ -538,7 +538,7 @@ fn jitter_draw() -> f64 {
 struct WorkerState {
     policy: Policy,
     sched: Schedule,
-    identity: Option<Identity>,
+    identity: Option<Armed>,
     /// The trigger of the pending full pass and when it came (urgent passes
     /// take the urgent slots); `None`: routine.
     pending: Option<(&'static str, Duration)>,
@@ -581,7 +581,7 @@ impl WorkerState {
 
     fn liveness(&mut self, shared: &Shared, name: &str) {
         let now = shared.now();
-        let verdict = match &self.identity {
+        let verdict = match &mut self.identity {
             Some(id) => {
                 let t = std::time::Instant::now();
                 let v = id.check(name, &shared.forwards);
@@ -982,14 +982,17 @@ async fn repair(
     };
     let outcome = format!("{:?}", report.outcome).to_lowercase();
     // What the liveness checks will look at until the next full pass (none:
-    // full passes every interval instead).
+    // full passes every interval instead). Armed once here: the listen
+    // probe's socket is made in the sandbox's namespace now (a short thread)
+    // and reused by every tick until the identity is dropped.
     let identity = init
         .and_then(|(pid, start)| Identity::from_report(&report, pid, start))
-        .filter(|id| match id.check(name, &shared.forwards) {
-            Ok(()) => true,
+        .map(|id| Armed::arm(id, name))
+        .and_then(|mut id| match id.check(name, &shared.forwards) {
+            Ok(()) => Some(id),
             Err(why) => {
                 tracing::debug!(sandbox = name, reason = %why, "the evidence's identity does not check out");
-                false
+                None
             }
         });
     shared.metrics.decision(match result {

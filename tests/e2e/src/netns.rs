@@ -54,13 +54,22 @@ where
         .map_err(|_| anyhow!("netns thread for pid {pid} died"))?
 }
 
-/// `Ok(false)` when the port refuses connections (nothing listening).
+/// `Ok(false)` when the port refuses or resets connections (nothing listening).
 pub async fn tcp_listening(pid: u32, port: u16, limit: Duration) -> Result<bool> {
     in_netns(pid, limit, move || {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         match TcpStream::connect_timeout(&addr, limit) {
             Ok(_) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => Ok(false),
+            // A reset is a listener being torn down (a killed gateway's
+            // socket while the kernel drops its backlog): not listening.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset
+                ) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(e).with_context(|| format!("connect {addr}")),
         }
     })

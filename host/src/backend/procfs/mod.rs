@@ -10,9 +10,11 @@
 //!   redirect a write outside of what the caller named.
 //! - [`processes`]: the sandbox's pid namespace, identity-checked signals.
 //! - [`sockets`]: listening sockets and connects inside its network namespace.
+//! - [`listen_diag`]: whether one port listens there, asked of sock_diag.
 //! - [`parse`]: the pure parsers of `/proc` text.
 
 mod files;
+mod listen_diag;
 mod parse;
 mod processes;
 mod sockets;
@@ -26,6 +28,7 @@ use rustix::io::Errno;
 
 use super::BackendError;
 pub(crate) use files::split_parent;
+pub use listen_diag::{ListenDiagError, ListenProbe};
 pub(crate) use parse::{IdMap, ResolvedUser, StatLine, parse_stat, parse_status};
 // Host-side forwards verify their own processes and listeners with these.
 pub(crate) use parse::{parse_cmdline, parse_net_tcp, parse_socket_link};
