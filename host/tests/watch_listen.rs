@@ -115,57 +115,6 @@ fn a_namespace_that_does_not_exist_is_a_typed_error() {
     );
 }
 
-/// The per-check cost the liveness tick pays (docs/benchmarks.md, Watch):
-/// `cargo test --release -p runner --test watch_listen -- --ignored --nocapture`
-#[test]
-#[ignore = "a measurement, not a test"]
-fn measure_query_cost() {
-    const N: u32 = 10_000;
-    let mut probe = own_probe();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    // Some established connections too, as a host with forwards has: the
-    // lookup must not pay for them.
-    let conns: Vec<_> = (0..200)
-        .map(|_| {
-            let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-            let a = listener.accept().unwrap().0;
-            (c, a)
-        })
-        .collect();
-    for _ in 0..100 {
-        assert!(probe.listening(port).unwrap());
-    }
-    let t = Instant::now();
-    for _ in 0..N {
-        assert!(probe.listening(port).unwrap());
-    }
-    let hit = t.elapsed().as_secs_f64() * 1e6 / f64::from(N);
-    drop(conns);
-    drop(listener);
-    let t = Instant::now();
-    for _ in 0..N {
-        assert!(!probe.listening(port).unwrap());
-    }
-    let miss = t.elapsed().as_secs_f64() * 1e6 / f64::from(N);
-    // What the tick would pay reading the tables instead (with the 200
-    // connections gone; it walks the host's whole TCP hash either way).
-    const READS: u32 = 100;
-    let tables = ["/proc/self/net/tcp", "/proc/self/net/tcp6"];
-    let t = Instant::now();
-    for _ in 0..READS {
-        for p in tables {
-            let _ = std::fs::read(p);
-        }
-    }
-    let procfs = t.elapsed().as_secs_f64() * 1e6 / f64::from(READS);
-    eprintln!(
-        "MEASURED listen probe: {hit:.2} µs per query when listening (AF_INET hit), \
-         {miss:.2} µs when not (AF_INET + AF_INET6 lookups), {N} queries each; \
-         reading /proc/self/net/tcp + tcp6: {procfs:.0} µs"
-    );
-}
-
 /// The fixture's `serve-then-wedge` mode is OpenClaw's "listener closed
 /// during restart. Process will stay alive": same pid, same start time, no
 /// listener. Only the listen check tells that from a healthy gateway.
