@@ -250,8 +250,8 @@ impl Engine<'_> {
                 self.progress
                     .phase(&format!("waiting for {link} to settle"));
                 *current = self
-                    .wait_until(req.plugin, target, link, deadline, mutations, |h| {
-                        h != Health::Unknown
+                    .wait_until(req.plugin, target, deadline, mutations, |r| {
+                        health_of(r, link) != Health::Unknown
                     })
                     .await?;
                 continue;
@@ -387,42 +387,33 @@ impl Engine<'_> {
         deadline: Instant,
         mutations: &mut Vec<Mutation>,
     ) -> Result<Vec<LinkReport>, PluginFault> {
-        let mut backoff = Backoff::verify();
         let mut verification = plan::Verification::default();
-        loop {
-            let reports = match self.probe(plugin, target, deadline, mutations).await? {
-                Ok(r) => r,
-                Err(message) => unknown_reports(plugin, &message),
-            };
+        self.wait_until(plugin, target, deadline, mutations, |reports| {
             match verification.observe(
-                health_of(&reports, link),
-                is_settling(&reports, link),
-                has_evidence(&reports, link, GONE),
+                health_of(reports, link),
+                is_settling(reports, link),
+                has_evidence(reports, link, GONE),
             ) {
-                plan::VerifyStep::Proven => return Ok(reports),
+                plan::VerifyStep::Proven => true,
                 plan::VerifyStep::GaveUp => {
                     tracing::debug!(sandbox = %target.sandbox, %link, "started, then broke: verification ends");
-                    return Ok(reports);
+                    true
                 }
-                plan::VerifyStep::Wait => {}
+                plan::VerifyStep::Wait => false,
             }
-            match backoff.next_delay(remaining(deadline)) {
-                Some(delay) => tokio::time::sleep(delay).await,
-                None => return Ok(reports),
-            }
-        }
+        })
+        .await
     }
 
-    /// Re-probe with backoff until `link`'s health satisfies `done` or the
-    /// deadline passes; returns the last probe.
+    /// Re-probe at once, then with backoff, until `done` accepts the
+    /// reports or the deadline passes; returns the last probe.
     async fn wait_until(
         &self,
         plugin: &Plugin,
         target: &Target,
-        link: &str,
         deadline: Instant,
         mutations: &mut Vec<Mutation>,
-        done: impl Fn(Health) -> bool,
+        mut done: impl FnMut(&[LinkReport]) -> bool,
     ) -> Result<Vec<LinkReport>, PluginFault> {
         let mut backoff = Backoff::verify();
         loop {
@@ -430,7 +421,7 @@ impl Engine<'_> {
                 Ok(r) => r,
                 Err(message) => unknown_reports(plugin, &message),
             };
-            if done(health_of(&reports, link)) {
+            if done(&reports) {
                 return Ok(reports);
             }
             match backoff.next_delay(remaining(deadline)) {
