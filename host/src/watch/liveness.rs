@@ -94,13 +94,6 @@ impl Identity {
         })
     }
 
-    /// The process and forward checks (listening needs [`Armed`]'s probe);
-    /// `Err` says which one failed.
-    pub fn check(&self, sandbox: &str, forwards: &ForwardRegistry) -> Result<(), String> {
-        self.check_processes()?;
-        self.check_forward(sandbox, forwards)
-    }
-
     fn check_processes(&self) -> Result<(), String> {
         match start_time(&format!("/proc/{}/stat", self.init_pid)) {
             Some(t) if t == self.init_start => {}
@@ -306,27 +299,19 @@ mod tests {
             gateway_port: None,
             host_port: None,
         };
-        assert_eq!(live.check("s", &forwards), Ok(()));
+        // No gateway port: no listen probe, the process and forward checks.
+        let check = |id: &Identity| Armed::arm(id.clone(), "s").check("s", &forwards);
+        assert_eq!(check(&live), Ok(()));
         let restarted = Identity {
             init_start: start + 1,
             ..live.clone()
         };
-        assert!(
-            restarted
-                .check("s", &forwards)
-                .unwrap_err()
-                .contains("init")
-        );
+        assert!(check(&restarted).unwrap_err().contains("init"));
         let reused = Identity {
             gateway_start: start + 1,
             ..live.clone()
         };
-        assert!(
-            reused
-                .check("s", &forwards)
-                .unwrap_err()
-                .contains("gateway")
-        );
+        assert!(check(&reused).unwrap_err().contains("gateway"));
         // A free port: no forward serves it.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -337,12 +322,7 @@ mod tests {
             host_port: Some(port),
             ..live
         };
-        assert!(
-            unforwarded
-                .check("s", &forwards)
-                .unwrap_err()
-                .contains("forward")
-        );
+        assert!(check(&unforwarded).unwrap_err().contains("forward"));
     }
 
     #[test]
