@@ -13,7 +13,6 @@ mod watch;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use bollard::query_parameters::RestartContainerOptionsBuilder;
 use runner_e2e::layout::OPENCLAW_PORT;
 use runner_e2e::wait::poll_until;
 use runner_e2e::{Engine, Mode, Sandbox, SandboxSpec, free_port, images};
@@ -64,13 +63,7 @@ async fn docker_restart_of_a_labelled_openclaw_sandbox_heals_through_the_forward
     let before = w.repairs(sb.name()).await?;
 
     let t0 = Instant::now();
-    engine
-        .docker()
-        .restart_container(
-            sb.name(),
-            Some(RestartContainerOptionsBuilder::default().t(2).build()),
-        )
-        .await?;
+    sb.restart_with_grace(2).await?;
     let restart_took = t0.elapsed();
     // The restart wipes tmpfs /tmp: no guards, no gateway, until watch acts.
     poll_until(

@@ -13,7 +13,6 @@ mod watch;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bollard::query_parameters::RestartContainerOptionsBuilder;
 use runner_e2e::{Sandbox, free_port};
 use watch::{
     Watch, dashboard_ok, forward_pid, is_runner, labelled, listeners, recover_json, runner_cli,
@@ -182,13 +181,7 @@ async fn kill_9_of_watch_mid_repair_then_restart_leaves_no_duplicate_gateway_or_
     assert_one_runner_listener(port, Some(first_pid), &w)?;
 
     // A repair: docker restart, and the start event's recover begins at once.
-    engine
-        .docker()
-        .restart_container(
-            sb.name(),
-            Some(RestartContainerOptionsBuilder::default().t(1).build()),
-        )
-        .await?;
+    sb.restart_with_grace(1).await?;
     tokio::time::sleep(Duration::from_millis(150)).await;
     let finished_before_kill = w
         .log_text()

@@ -14,9 +14,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bollard::query_parameters::{
-    KillContainerOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
-};
+use bollard::query_parameters::{KillContainerOptionsBuilder, StopContainerOptionsBuilder};
 use runner_e2e::{Engine, Mode, Sandbox, SandboxSpec, free_port, images};
 use watch::{
     FIXTURE_LABELS, SCOPE_LABEL, Watch, dashboard_ok, http, labelled, recover_json, runner_cli,
@@ -42,13 +40,7 @@ async fn docker_restart_of_labelled_sandbox_recovers_without_a_command() -> Resu
     let before = w.repairs(sb.name()).await?;
 
     let t0 = Instant::now();
-    engine
-        .docker()
-        .restart_container(
-            sb.name(),
-            Some(RestartContainerOptionsBuilder::default().t(2).build()),
-        )
-        .await?;
+    sb.restart_with_grace(2).await?;
     let restart_took = t0.elapsed();
     let healed = wait_dashboard(port, Duration::from_secs(25), &w).await?;
     let total = t0.elapsed();
@@ -220,13 +212,7 @@ async fn sigterm_shuts_down_gracefully() -> Result<()> {
     let mut w = Watch::start("sigterm", &scope, "", "30s").await?;
     wait_dashboard(port, Duration::from_secs(60), &w).await?;
     // Break it (restart) and send SIGTERM while the repair is in flight.
-    engine
-        .docker()
-        .restart_container(
-            sb.name(),
-            Some(RestartContainerOptionsBuilder::default().t(1).build()),
-        )
-        .await?;
+    sb.restart_with_grace(1).await?;
     // SIGTERM as soon as the start-triggered recover is running (it takes
     // a few hundred ms; the log is polled every 5 ms).
     let started = Instant::now();
