@@ -4,18 +4,14 @@
 //! fault tests need on top of the generic ones in `faults`.
 
 use crate::exec::ExecOutcome;
+use crate::layout;
 use crate::sandbox::Sandbox;
 use crate::wait::poll_until;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-/// Root-only launcher in both images: the same launch PID 1 does (user `gateway`, own
-/// session, clean environment plus the sourced env file, output appended to
-/// /tmp/gateway.log). Flags: `--stage-guards`, `--unguarded`. Exit 3 = refused because a
-/// guard or the env file is missing or unsafe.
-pub const GATEWAY_LAUNCH: &str = "/usr/local/bin/gateway-launch";
-/// `"<pid> <starttime>"` of the latest launch (PID 1's or gateway-launch's), root 0600.
+/// `"<pid> <starttime>"` of PID 1's latest launch, root 0600 (as NemoClaw's start script).
 pub const GATEWAY_PIDFILE: &str = "/tmp/nemoclaw-gateway.pid";
 /// Written on the first boot of a /sandbox volume; keepalive mode launches only on that boot.
 pub const BOOT_MARKER: &str = "/sandbox/.sandbox-entry-booted";
@@ -36,7 +32,38 @@ pub mod openclaw {
 }
 
 pub mod hermes {
+    use crate::sandbox::SandboxSpec;
+
+    /// The API port the host forward targets, in both layouts.
     pub const PORT: u16 = 8642;
+    /// The relay layout's internal API port (NemoClaw's managed Hermes, REFERENCE §3.8).
+    pub const INTERNAL_PORT: u16 = 18642;
+    /// Container env that selects the layout: `legacy` (default, API on 8642) or `relay`.
+    pub const LAYOUT_ENV: &str = "SANDBOX_LAYOUT";
+    /// The in-sandbox relay of the relay layout, run by PID 1 as user `gateway`.
+    pub const RELAY_ARGV: [&str; 3] = [
+        "socat",
+        "TCP-LISTEN:8642,bind=127.0.0.1,reuseaddr,fork",
+        "TCP:127.0.0.1:18642",
+    ];
+    /// Substring of the relay's /proc/PID/cmdline (NULs read as spaces).
+    pub const RELAY_PATTERN: &str = "socat TCP-LISTEN:8642";
+    pub const RELAY_LOG: &str = "/tmp/hermes-relay.log";
+    /// Hermes' own respawn-storm breaker (>5 starts in 120 s → sleep 10–300 s before
+    /// binding). The tests turn it off from outside, in the container env, so repeated
+    /// restarts are not slowed down; the image works without it.
+    pub const MAX_STARTS_ENV: (&str, &str) = ("HERMES_GATEWAY_MAX_STARTS", "0");
+
+    /// A Hermes sandbox spec as the tests use it: the storm breaker off (container env).
+    pub fn spec(image: impl Into<String>) -> SandboxSpec {
+        SandboxSpec::new(image).env(MAX_STARTS_ENV.0, MAX_STARTS_ENV.1)
+    }
+
+    /// The relay layout: API server on 18642 behind `socat` on 8642.
+    pub fn relay_layout(spec: SandboxSpec) -> SandboxSpec {
+        spec.env(LAYOUT_ENV, "relay")
+    }
+
     pub const HOME: &str = "/sandbox/.hermes";
     pub const CONFIG: &str = "/sandbox/.hermes/config.yaml";
     /// `platforms.api_server.extra.key` of the first-boot config (Bearer token).
@@ -46,33 +73,81 @@ pub mod hermes {
     pub const LOCK_FILE: &str = "/sandbox/.hermes/gateway.lock";
 }
 
-/// What `gateway-launch` printed: the new gateway's pid and start time.
+/// A gateway relaunch done from outside the sandbox, the way NemoClaw's recovery does it
+/// (REFERENCE §3.4, §9): one `docker exec -u USER` that sources the env file (fail closed:
+/// refused with exit 3 when it is missing), `cd "$HOME"`, then `setsid ARGV` in the
+/// background with output appended to the gateway log. It stages nothing; a test that
+/// wants the guards back calls [`Sandbox::stage_packaged_guards`] first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relaunch {
+    pub user: String,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Sourced before the exec; `None` = the naked (unguarded) launch of fault tests.
+    pub env_file: Option<String>,
+    pub log: String,
+}
+
+impl Relaunch {
+    /// OpenClaw's: `openclaw gateway run --port 18789` as `gateway`, env file sourced.
+    /// Also the fixture's (its /usr/local/bin/openclaw runs the fixture gateway).
+    pub fn openclaw() -> Relaunch {
+        Relaunch {
+            user: "gateway".into(),
+            argv: ["openclaw", "gateway", "run", "--port", "18789"]
+                .map(String::from)
+                .to_vec(),
+            env: Vec::new(),
+            env_file: Some(layout::PROXY_ENV_FILE.into()),
+            log: layout::GATEWAY_LOG.into(),
+        }
+    }
+
+    /// Hermes': `HERMES_HOME=/sandbox/.hermes hermes gateway run` as `gateway` (no
+    /// `--port`, NemoClaw#2894; no env file).
+    pub fn hermes() -> Relaunch {
+        Relaunch {
+            user: "gateway".into(),
+            argv: ["hermes", "gateway", "run"].map(String::from).to_vec(),
+            env: vec![("HERMES_HOME".into(), hermes::HOME.into())],
+            env_file: None,
+            log: layout::GATEWAY_LOG.into(),
+        }
+    }
+
+    /// Without sourcing the env file: the legacy naked launch (fault tests only).
+    pub fn unguarded(mut self) -> Relaunch {
+        self.env_file = None;
+        self
+    }
+
+    /// Appends gateway arguments (e.g. the fixture's `--mode normal`).
+    pub fn args(mut self, extra: &[&str]) -> Relaunch {
+        self.argv.extend(extra.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Relaunch {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// Runs in the sandbox as the launch user: `$1` env file ("" = none), `$2` log, rest argv.
+const RELAUNCH_SCRIPT: &str = r#"f=$1; log=$2; shift 2
+if [ -n "$f" ]; then
+  [ -r "$f" ] || { echo "relaunch: $f is missing; refusing an unguarded launch" >&2; exit 3; }
+  set -e; . "$f"; set +e
+fi
+cd "$HOME" || exit 1
+setsid "$@" </dev/null >>"$log" 2>&1 &
+echo "$!""#;
+
+/// A gateway the harness launched: its pid and start time (0 if it was already gone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Launch {
     pub pid: u32,
     pub start_time: u64,
-}
-
-impl Launch {
-    /// Parses `GATEWAY_PID=…` / `GATEWAY_START=…` from gateway-launch's stdout.
-    pub fn parse(out: &ExecOutcome) -> Result<Launch> {
-        let field = |key: &str| {
-            out.stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .with_context(|| format!("gateway-launch printed no {key}: {out:?}"))
-        };
-        Ok(Launch {
-            pid: field("GATEWAY_PID=")?
-                .trim()
-                .parse()
-                .context("GATEWAY_PID")?,
-            start_time: field("GATEWAY_START=")?
-                .trim()
-                .parse()
-                .context("GATEWAY_START")?,
-        })
-    }
 }
 
 /// `(pid, start time)` from a gateway lock or pid file: OpenClaw writes `startTime`, Hermes
@@ -89,11 +164,85 @@ pub fn lock_owner(text: &str) -> Result<(u32, u64)> {
 }
 
 impl Sandbox {
-    /// Runs gateway-launch as root with `args`; the caller checks the outcome.
-    pub async fn gateway_launch(&self, args: &[&str]) -> Result<ExecOutcome> {
-        let mut argv = vec![GATEWAY_LAUNCH];
-        argv.extend_from_slice(args);
-        self.exec(&argv, Some("0")).await
+    /// Starts a gateway from outside as `how` says; the exec's outcome (exit 3 = refused,
+    /// the env file is missing) is returned when it did not launch.
+    pub async fn try_relaunch(
+        &self,
+        how: &Relaunch,
+    ) -> Result<std::result::Result<Launch, ExecOutcome>> {
+        let mut argv: Vec<&str> = vec![
+            "/bin/sh",
+            "-c",
+            RELAUNCH_SCRIPT,
+            "relaunch",
+            how.env_file.as_deref().unwrap_or(""),
+            &how.log,
+        ];
+        argv.extend(how.argv.iter().map(String::as_str));
+        let env: Vec<(&str, &str)> = how
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let out = self
+            .exec_with(&argv, Some(&how.user), &env, Duration::from_secs(30))
+            .await?;
+        if !out.success() {
+            return Ok(Err(out));
+        }
+        let pid: u32 = out
+            .stdout
+            .trim()
+            .parse()
+            .with_context(|| format!("relaunch printed no pid: {out:?}"))?;
+        let start_time = self.proc_start_time(pid).await?.unwrap_or(0);
+        Ok(Ok(Launch { pid, start_time }))
+    }
+
+    /// [`Sandbox::try_relaunch`] that must launch.
+    pub async fn relaunch(&self, how: &Relaunch) -> Result<Launch> {
+        match self.try_relaunch(how).await? {
+            Ok(l) => Ok(l),
+            Err(out) => bail!("relaunch {:?} in {} failed: {out:?}", how.argv, self.name()),
+        }
+    }
+
+    /// Re-stages the packaged guards and env file of the OpenClaw image into /tmp the way
+    /// NemoClaw does (temp file, chown root:root, chmod 0444, rename), as root from outside.
+    pub async fn stage_packaged_guards(&self) -> Result<()> {
+        let mut pairs: Vec<(String, String)> = layout::GUARD_NAMES
+            .iter()
+            .map(|g| {
+                (
+                    format!("{}/{g}", layout::PACKAGED_PRELOADS),
+                    format!("/tmp/{g}"),
+                )
+            })
+            .collect();
+        pairs.push((
+            openclaw::PROXY_ENV_SOURCE.into(),
+            layout::PROXY_ENV_FILE.into(),
+        ));
+        let mut argv = vec![
+            "sh".to_string(),
+            "-c".into(),
+            r#"set -e
+while [ $# -gt 0 ]; do
+  t=$(mktemp /tmp/.stage.XXXXXX); cat -- "$1" >"$t"; chown 0:0 "$t"; chmod 0444 "$t"; mv -f -- "$t" "$2"
+  shift 2
+done"#
+                .into(),
+            "stage".into(),
+        ];
+        for (src, dst) in pairs {
+            argv.push(src);
+            argv.push(dst);
+        }
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        self.exec(&argv, Some("0"))
+            .await?
+            .check("stage the packaged guards")?;
+        Ok(())
     }
 
     /// Field 22 of /proc/PID/stat inside the container, `None` once the pid is gone.
@@ -236,24 +385,26 @@ mod tests {
     }
 
     #[test]
-    fn parses_gateway_launch_output() {
-        let out = ExecOutcome {
-            code: 0,
-            stdout: "GATEWAY_PID=674\nGATEWAY_START=165069\n".into(),
-            stderr: String::new(),
-        };
+    fn relaunches_are_nemoclaws() {
+        let o = Relaunch::openclaw();
+        assert_eq!(o.argv.join(" "), "openclaw gateway run --port 18789");
+        assert_eq!(o.user, "gateway");
+        assert_eq!(o.env_file.as_deref(), Some(layout::PROXY_ENV_FILE));
+        assert_eq!(o.clone().unguarded().env_file, None);
         assert_eq!(
-            Launch::parse(&out).unwrap(),
-            Launch {
-                pid: 674,
-                start_time: 165069
-            }
+            o.args(&["--mode", "normal"])
+                .argv
+                .last()
+                .map(String::as_str),
+            Some("normal")
         );
-        let refused = ExecOutcome {
-            code: 3,
-            stdout: String::new(),
-            stderr: "refusing".into(),
-        };
-        assert!(Launch::parse(&refused).is_err());
+        let h = Relaunch::hermes();
+        assert_eq!(h.argv.join(" "), "hermes gateway run");
+        assert_eq!(h.env, vec![("HERMES_HOME".into(), hermes::HOME.into())]);
+        assert_eq!(h.env_file, None);
+        assert_eq!(
+            hermes::RELAY_ARGV.join(" ").as_str().get(..21),
+            Some(hermes::RELAY_PATTERN)
+        );
     }
 }

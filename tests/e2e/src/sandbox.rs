@@ -164,7 +164,8 @@ impl SandboxSpec {
             return p.clone();
         }
         match self.image_kind().as_str() {
-            "fixture" => "fixture-gateway",
+            // /usr/local/bin/openclaw is the fixture gateway: `openclaw gateway run --port N`.
+            "fixture" => "openclaw gateway run",
             "openclaw" => "openclaw-gateway",
             "hermes" => "hermes gateway run",
             _ => "gateway",
@@ -603,7 +604,7 @@ mod tests {
     fn gateway_pattern_defaults_by_image() {
         assert_eq!(
             SandboxSpec::new("runner-test/fixture:a").effective_gateway_pattern(),
-            "fixture-gateway"
+            "openclaw gateway run"
         );
         assert_eq!(
             SandboxSpec::new("runner-test/hermes:a").effective_gateway_pattern(),

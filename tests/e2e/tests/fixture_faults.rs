@@ -3,6 +3,7 @@
 //! runner's own scenario tests build on them. Without an engine they fail (never skip).
 
 use anyhow::{Context, Result, ensure};
+use runner_e2e::agents::Relaunch;
 use runner_e2e::layout::{self, CIAO_CRASH_TEXT, OPENCLAW_CONFIG, OPENCLAW_PORT};
 use runner_e2e::wait::{poll_until, poll_value};
 use runner_e2e::{Engine, Mode, Sandbox, SandboxSpec, images};
@@ -141,9 +142,7 @@ async fn kill9_leaves_lock_behind() -> Result<()> {
     assert_no_gateway_for(&sb, Duration::from_millis(1500)).await?;
 
     // The next start reclaims the stale lock silently, as OpenClaw does (REFERENCE §1.6).
-    sb.exec(&["fixture-launch"], None)
-        .await?
-        .check("relaunch")?;
+    sb.relaunch(&Relaunch::openclaw()).await?;
     sb.wait_http_ok(OPENCLAW_PORT, "/health", READY).await?;
     let (new_pid, _) = lock_owner(&sb)
         .await?
@@ -258,7 +257,7 @@ async fn stale_garbled_lock_blocks_start() -> Result<()> {
     // ...a writer that died mid-write leaves a fresh, unreadable one, which blocks.
     sb.write_file(&lock, "{\n  \"pid\": ", Some("gateway"))
         .await?;
-    sb.exec(&["fixture-launch"], None).await?.check("launch")?;
+    sb.relaunch(&Relaunch::openclaw()).await?;
     poll_value(
         "the blocked gateway to give up",
         Duration::from_secs(8),
@@ -284,9 +283,7 @@ async fn stale_garbled_lock_blocks_start() -> Result<()> {
     sb.sh(&format!("touch -d '2020-01-01 00:00:00' {lock}"))
         .await?
         .check("age lock")?;
-    sb.exec(&["fixture-launch"], None)
-        .await?
-        .check("relaunch")?;
+    sb.relaunch(&Relaunch::openclaw()).await?;
     sb.wait_http_ok(OPENCLAW_PORT, "/health", READY).await?;
     assert!(lock_owner(&sb).await?.is_some(), "reclaimed and rewritten");
     Ok(())

@@ -120,8 +120,16 @@ async fn gateway_runs_as_user_gateway_and_is_found_by_name() -> Result<()> {
         .context("comm")?;
     assert_eq!(
         comm.trim(),
-        "fixture-gateway",
-        "pgrep/pidof find it by name"
+        "openclaw",
+        "pgrep/pidof find it by OpenClaw's name"
+    );
+    let cmdline = sb
+        .read_file(&format!("/proc/{pid}/cmdline"))
+        .await?
+        .context("cmdline")?;
+    assert_eq!(
+        cmdline, "openclaw\0gateway\0run\0--port\018789\0",
+        "the fixture runs as OpenClaw's own command line"
     );
     let status = sb
         .read_file(&format!("/proc/{pid}/status"))

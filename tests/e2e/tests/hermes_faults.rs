@@ -109,3 +109,63 @@ async fn supervised_mode_brings_the_gateway_back_after_kill_9() -> Result<()> {
     assert_eq!(log.matches("launching hermes gateway").count(), 2, "{log}");
     Ok(())
 }
+
+/// The relay layout of NemoClaw's managed Hermes (REFERENCE §3.8, §3.11): the API server on
+/// the internal 18642, `socat` on 127.0.0.1:8642 in front of it, both as user `gateway`;
+/// supervised PID 1 respawns a killed relay without touching the gateway.
+#[tokio::test]
+async fn relay_layout_serves_8642_through_socat_and_pid_1_respawns_it() -> Result<()> {
+    let engine = Engine::connect().await?;
+    let image = images::ensure("hermes").await?;
+    let spec = hermes::relay_layout(hermes::spec(image)).mode(Mode::Supervised);
+    let sb = Sandbox::create(&engine, spec).await?;
+    sb.wait_http_ok(hermes::PORT, "/health", START).await?;
+    sb.wait_http_ok(hermes::INTERNAL_PORT, "/health", START)
+        .await?;
+    let config = sb.read_file(hermes::CONFIG).await?.context("config")?;
+    assert!(config.contains("      port: 18642\n"), "{config}");
+    let (gateway, gateway_start) = sb.sole_gateway().await?;
+    let relays = sb.pids_matching(hermes::RELAY_PATTERN).await?;
+    let [relay] = relays[..] else {
+        anyhow::bail!("expected one relay, found {relays:?}");
+    };
+    let cmdline = sb
+        .read_file(&format!("/proc/{relay}/cmdline"))
+        .await?
+        .context("relay cmdline")?;
+    assert_eq!(
+        cmdline.split('\0').collect::<Vec<_>>()[..3],
+        hermes::RELAY_ARGV
+    );
+    let status = sb
+        .read_file(&format!("/proc/{relay}/status"))
+        .await?
+        .context("relay status")?;
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().skip(1).all(|u| u == "998")),
+        "{status}"
+    );
+
+    sb.exec(&["kill", "-9", &relay.to_string()], Some("0"))
+        .await?
+        .check("kill -9 relay")?;
+    runner_e2e::wait::poll_until(
+        "PID 1 to respawn the relay",
+        Duration::from_secs(15),
+        Duration::from_millis(200),
+        || async {
+            let now = sb.pids_matching(hermes::RELAY_PATTERN).await?;
+            Ok((now.len() == 1 && now[0] != relay).then_some(()))
+        },
+    )
+    .await?;
+    sb.wait_http_ok(hermes::PORT, "/health", START).await?;
+    assert_eq!(
+        sb.proc_start_time(gateway).await?,
+        Some(gateway_start),
+        "the gateway was not touched"
+    );
+    Ok(())
+}

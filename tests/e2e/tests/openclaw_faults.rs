@@ -5,7 +5,7 @@
 //! test processes. Without an engine these tests fail (never skip).
 
 use anyhow::{Context, Result, ensure};
-use runner_e2e::agents::{self, Launch, openclaw};
+use runner_e2e::agents::{self, Relaunch, openclaw};
 use runner_e2e::layout::{
     self, CIAO_CRASH_TEXT, OPENCLAW_CONFIG, OPENCLAW_PORT, OPENCLAW_STATE_DIR,
 };
@@ -191,13 +191,10 @@ async fn naked_launch_crash_loops_with_the_ciao_text() -> Result<()> {
     );
     sb.kill_gateway_9().await?;
 
-    // Every naked start (no guard preloads) dies at start with the DGX Spark ciao crash.
+    // Every naked start (no guard preloads: the env file not sourced) dies at start with the
+    // DGX Spark ciao crash.
     for attempt in 1..=3 {
-        let out = sb
-            .gateway_launch(&["--unguarded"])
-            .await?
-            .check("unguarded launch")?;
-        let launch = Launch::parse(&out)?;
+        let launch = sb.relaunch(&Relaunch::openclaw().unguarded()).await?;
         let lived = sb
             .wait_process_gone(launch.pid, launch.start_time, Duration::from_secs(60))
             .await
@@ -218,9 +215,14 @@ async fn naked_launch_crash_loops_with_the_ciao_text() -> Result<()> {
         );
     }
 
-    // Fail closed: with the env file gone, a normal launch is refused, never naked...
+    // Fail closed: with the env file gone, NemoClaw's relaunch (which sources it) is refused,
+    // never naked...
     sb.delete_env_file().await?;
-    let refused = sb.gateway_launch(&[]).await?;
+    let refused = sb
+        .try_relaunch(&Relaunch::openclaw())
+        .await?
+        .err()
+        .context("a launch without the env file must be refused")?;
     assert_eq!(
         refused.code, 3,
         "launch without the env file must be refused: {refused:?}"
@@ -232,11 +234,8 @@ async fn naked_launch_crash_loops_with_the_ciao_text() -> Result<()> {
     );
 
     // ...and re-staging the packaged guards gives a gateway that survives the same platform.
-    let out = sb
-        .gateway_launch(&["--stage-guards"])
-        .await?
-        .check("guarded launch")?;
-    let launch = Launch::parse(&out)?;
+    sb.stage_packaged_guards().await?;
+    let launch = sb.relaunch(&Relaunch::openclaw()).await?;
     assert_guards_staged(&sb).await?;
     sb.wait_http_ok(OPENCLAW_PORT, "/health", RESTART).await?;
     assert_eq!(

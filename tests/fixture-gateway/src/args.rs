@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const USAGE: &str = "\
-usage: fixture-gateway [--as-user USER] [options]
+usage: fixture-gateway [gateway [run]] [--as-user USER] [options]
+       openclaw gateway run [--port N] [options]   (installed as /usr/local/bin/openclaw)
 
-Imitates an OpenClaw gateway with controllable failure modes.
+Imitates an OpenClaw gateway with controllable failure modes. A leading `gateway run`
+(or `gateway`) is accepted and skipped, so OpenClaw's own relaunch command line works.
 
 options (environment variable in brackets):
   --mode MODE            [FIXTURE_MODE] crash-without-guards (default) | normal |
@@ -21,8 +23,8 @@ options (environment variable in brackets):
   --lock-timeout-ms MS   [FIXTURE_LOCK_TIMEOUT_MS] give up on a held lock, default 5000
   --guards POLICY        [FIXTURE_GUARDS] require (default) | ignore; crash-without-guards
                          always requires
-  --as-user USER         drop from root to USER (name or uid) first, then run as
-                         argv[0] `fixture-gateway`
+  --as-user USER         drop from root to USER (name or uid) first, then re-exec with
+                         the same argv[0] (`fixture-gateway` or `openclaw`) and the rest
 ";
 
 pub const DEFAULT_PORT: u16 = 18789;
@@ -87,6 +89,16 @@ pub enum Command {
     Run(Options),
 }
 
+/// OpenClaw's CLI shape: `openclaw gateway run [flags]` (also `openclaw gateway [flags]`).
+/// Returns the flags after that subcommand prefix, or all of `args` when there is none.
+pub fn strip_subcommand(args: &[String]) -> &[String] {
+    match args {
+        [g, r, rest @ ..] if g == "gateway" && r == "run" => rest,
+        [g, rest @ ..] if g == "gateway" => rest,
+        _ => args,
+    }
+}
+
 pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Command, String> {
     if let Some(i) = args.iter().position(|a| a == "--as-user") {
         let user = args
@@ -101,7 +113,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Co
     }
 
     let mut flags: Vec<(&str, &str)> = Vec::new();
-    let mut it = args.iter();
+    let mut it = strip_subcommand(args).iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
@@ -292,6 +304,46 @@ mod tests {
         );
         assert!(parse(&argv("--as-user gateway --mode bogus"), &none).is_err());
         assert!(parse(&argv("--as-user"), &none).is_err());
+    }
+
+    #[test]
+    fn openclaw_cli_shape_is_accepted() {
+        let o = run("gateway run --port 18789", &[("FIXTURE_MODE", "normal")]).unwrap();
+        assert_eq!((o.mode, o.port), (Mode::Normal, 18789));
+        let o = run("gateway run --port 19000 --mode slow-start", &[]).unwrap();
+        assert_eq!((o.mode, o.port), (Mode::SlowStart, 19000));
+        assert_eq!(run("gateway run", &[]).unwrap(), run("", &[]).unwrap());
+        assert_eq!(run("gateway --port 5", &[]).unwrap().port, 5);
+        // Environment still applies behind the subcommand.
+        assert_eq!(
+            run("gateway run", &[("FIXTURE_PORT", "1234")])
+                .unwrap()
+                .port,
+            1234
+        );
+        // Only a leading prefix is skipped.
+        for bad in [
+            "run gateway",
+            "--port 1 gateway run",
+            "gateway run run",
+            "gateway stop",
+        ] {
+            assert!(run(bad, &[]).is_err(), "{bad:?} should fail");
+        }
+    }
+
+    #[test]
+    fn as_user_keeps_the_subcommand_for_the_re_exec() {
+        let none = |_: &str| None;
+        let cmd = parse(&argv("gateway run --as-user gateway --port 18789"), &none).unwrap();
+        assert_eq!(
+            cmd,
+            Command::AsUser {
+                user: "gateway".into(),
+                rest: argv("gateway run --port 18789"),
+            }
+        );
+        assert!(parse(&argv("gateway run --as-user gateway --bogus"), &none).is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     sys::install_termination_handlers();
+    let argv0 = std::env::args().next();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let env = |k: &str| std::env::var(k).ok();
     let code = match args::parse(&argv, &env) {
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
             0
         }
         Ok(Command::AsUser { user, rest }) => {
-            let err = user::become_user_and_exec(&user, &rest);
+            let err = user::become_user_and_exec(&user, argv0.as_deref(), &rest);
             eprintln!("fixture-gateway: --as-user {user}: {err}");
             1
         }

@@ -26,8 +26,12 @@ fn parse_state(stat: &str) -> Option<char> {
     after_comm.split_whitespace().next()?.chars().next()
 }
 
+/// `fixture-gateway …`, OpenClaw's `openclaw gateway run …` (what the fixture runs as
+/// through its /usr/local/bin/openclaw symlink) or a retitled `openclaw-gateway`.
 pub fn cmdline_looks_like_gateway(cmdline: &str) -> bool {
-    cmdline.contains("fixture-gateway") || cmdline.contains("openclaw-gateway")
+    cmdline.contains("fixture-gateway")
+        || cmdline.contains("openclaw-gateway")
+        || cmdline.contains("openclaw gateway")
 }
 
 pub fn view(pid: u32) -> ProcView {
@@ -82,6 +86,12 @@ mod tests {
     fn gateway_cmdlines_are_recognised() {
         assert!(cmdline_looks_like_gateway("fixture-gateway --mode normal"));
         assert!(cmdline_looks_like_gateway("openclaw-gateway"));
+        assert!(cmdline_looks_like_gateway(
+            "openclaw gateway run --port 18789 "
+        ));
+        assert!(cmdline_looks_like_gateway(
+            "/usr/local/bin/openclaw gateway"
+        ));
         assert!(!cmdline_looks_like_gateway("sleep 1000"));
     }
 }

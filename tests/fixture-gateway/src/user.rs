@@ -1,8 +1,11 @@
 //! `--as-user`: the fixture image has no gosu, so the binary drops privileges itself and
-//! re-executes as argv[0] `fixture-gateway`, which makes a process scan find it by name.
+//! re-executes under the name it was started as: `fixture-gateway` (its own name), or
+//! `openclaw` when started through the /usr/local/bin/openclaw symlink, so the process
+//! looks like OpenClaw's (`openclaw gateway run --port N`) to a process scan.
 
 use crate::sys;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +34,35 @@ pub fn lookup(passwd: &str, user: &str) -> Option<Account> {
     })
 }
 
+/// What to exec for the re-exec, and as which argv[0]: the file the process was started
+/// from under its invoked name (so the kernel's comm stays `openclaw` for the symlink), or
+/// the real binary as `fixture-gateway`.
+pub fn reexec_target(argv0: Option<&str>, path_var: Option<&str>) -> (Option<PathBuf>, String) {
+    let Some(argv0) = argv0.filter(|a| !a.is_empty()) else {
+        return (None, "fixture-gateway".into());
+    };
+    let name = argv0.rsplit('/').next().unwrap_or(argv0);
+    if name == "fixture-gateway" {
+        return (None, "fixture-gateway".into());
+    }
+    let path = if argv0.contains('/') {
+        Some(PathBuf::from(argv0))
+    } else {
+        path_var.and_then(|p| {
+            p.split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| Path::new(d).join(argv0))
+                .find(|c| c.is_file())
+        })
+    };
+    match path {
+        Some(p) => (Some(p), argv0.to_string()),
+        None => (None, "fixture-gateway".into()),
+    }
+}
+
 /// Never returns on success.
-pub fn become_user_and_exec(user: &str, rest: &[String]) -> std::io::Error {
+pub fn become_user_and_exec(user: &str, argv0: Option<&str>, rest: &[String]) -> std::io::Error {
     let passwd = match std::fs::read_to_string("/etc/passwd") {
         Ok(p) => p,
         Err(e) => return e,
@@ -51,14 +81,19 @@ pub fn become_user_and_exec(user: &str, rest: &[String]) -> std::io::Error {
             return e;
         }
     }
-    // Exec the real path, not /proc/self/exe: the kernel names the process (comm, what
+    // Exec a real path, not /proc/self/exe: the kernel names the process (comm, what
     // pgrep/pidof match) after the executed file's basename.
-    let exe = match std::fs::read_link("/proc/self/exe") {
-        Ok(p) => p,
-        Err(e) => return e,
+    let path_var = std::env::var("PATH").ok();
+    let (target, arg0) = reexec_target(argv0, path_var.as_deref());
+    let exe = match target {
+        Some(p) => p,
+        None => match std::fs::read_link("/proc/self/exe") {
+            Ok(p) => p,
+            Err(e) => return e,
+        },
     };
     Command::new(exe)
-        .arg0("fixture-gateway")
+        .arg0(arg0)
         .args(rest)
         .env("HOME", &account.home)
         .env("USER", &account.name)
@@ -84,6 +119,36 @@ mod tests {
             (998, 998, "/home/gateway")
         );
         assert_eq!(lookup(PASSWD, "1000").unwrap().name, "sandbox");
+    }
+
+    #[test]
+    fn re_exec_keeps_the_invoked_name() {
+        assert_eq!(
+            reexec_target(Some("/usr/local/bin/fixture-gateway"), None),
+            (None, "fixture-gateway".into())
+        );
+        assert_eq!(reexec_target(None, None), (None, "fixture-gateway".into()));
+        assert_eq!(
+            reexec_target(Some("/usr/local/bin/openclaw"), None),
+            (
+                Some(PathBuf::from("/usr/local/bin/openclaw")),
+                "/usr/local/bin/openclaw".into()
+            )
+        );
+        // A bare name is looked up on PATH; not found there = the binary itself.
+        let dir = std::env::temp_dir().join(format!("fgw-user-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("openclaw"), "").unwrap();
+        let path = format!("/nonexistent:{}", dir.display());
+        assert_eq!(
+            reexec_target(Some("openclaw"), Some(&path)),
+            (Some(dir.join("openclaw")), "openclaw".into())
+        );
+        assert_eq!(
+            reexec_target(Some("openclaw"), Some("/nonexistent")),
+            (None, "fixture-gateway".into())
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -25,7 +25,7 @@ tag=${1:?usage: build.sh TAG}
 agent_image_prepare hermes
 started=$SECONDS
 base=$(ensure_base_image runner-base/bookworm-python3 bookworm /usr/share/debootstrap/scripts/bookworm \
-    python3,python3-venv,procps)
+    python3,python3-venv,procps,socat)
 say "base image $base ($((SECONDS - started)) s)"
 agent_image_build hermes "$here" "$tag" "$base"
 say "built $tag in $((SECONDS - started)) s"

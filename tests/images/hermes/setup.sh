@@ -15,7 +15,7 @@ install -d -o sandbox -g sandbox -m 0755 /sandbox
 ln -s /opt/hermes/bin/hermes /usr/local/bin/hermes
 
 chown -R root:root /usr/local
-chmod 0755 /usr/local/bin/sandbox-entry /usr/local/bin/gateway-launch
+chmod 0755 /usr/local/bin/sandbox-entry
 chmod 0644 /usr/local/lib/sandbox/*.sh /usr/local/share/sandbox/*
 
 # --- checks -------------------------------------------------------------------------------------------------

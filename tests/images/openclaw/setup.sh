@@ -22,7 +22,7 @@ ln -s /opt/openclaw/node_modules/openclaw/openclaw.mjs /usr/local/bin/openclaw
 
 # Ownership and modes do not depend on the checkout's umask.
 chown -R root:root /usr/local /usr/bin/node
-chmod 0755 /usr/bin/node /usr/local/bin/sandbox-entry /usr/local/bin/gateway-launch
+chmod 0755 /usr/bin/node /usr/local/bin/sandbox-entry
 chmod 0644 /usr/local/lib/sandbox/*.sh /usr/local/share/sandbox/* /usr/local/lib/dgx-spark-emu/platform-shim.js \
     /usr/local/lib/nemoclaw/nemoclaw-proxy-env.sh /usr/local/lib/nemoclaw/preloads/*.js
 

@@ -46,7 +46,6 @@ agent_image_build() {
     trap "rm -rf -- '$ctx'" EXIT
     cp -a -- "$dir/." "$ctx/"
     install -D -m 0755 -- "$AGENT_IMAGE_SHARED/sandbox-entry" "$ctx/rootfs/usr/local/bin/sandbox-entry"
-    install -D -m 0755 -- "$AGENT_IMAGE_SHARED/gateway-launch" "$ctx/rootfs/usr/local/bin/gateway-launch"
     install -D -m 0644 -- "$AGENT_IMAGE_SHARED/sandbox-lib.sh" "$ctx/rootfs/usr/local/lib/sandbox/lib.sh"
 
     log="$RUNNER_IMAGE_CACHE/logs/$name-build.log"
@@ -68,14 +67,15 @@ agent_image_build() {
 }
 
 # agent_image_smoke TAG — cheap checks of the finished image as a container sees it (< 1 s), so a broken
-# layout fails the build rather than a scenario: scripts parse, the launch library loads, users and /sandbox
-# are as documented, every packaged guard exists.
+# layout fails the build rather than a scenario: PID 1 parses, the launch library loads, users and /sandbox
+# are as documented, every packaged guard exists, the programs the layout runs are on PATH, and no launcher
+# written for runner is in the image.
 agent_image_smoke() {
     local tag=$1 out
     # shellcheck disable=SC2016 # runs inside the container
     if ! out=$("$DOCKER" run --rm --network none --entrypoint /bin/bash "$tag" -euo pipefail -c '
         bash -n /usr/local/bin/sandbox-entry
-        bash -n /usr/local/bin/gateway-launch
+        [[ ! -e /usr/local/bin/gateway-launch ]] || { echo "a runner-only launcher is in the image"; exit 1; }
         . /usr/local/lib/sandbox/lib.sh
         [[ $(id -u gateway):$(id -g gateway) == 998:998 ]] || { echo "user gateway is not 998:998"; exit 1; }
         [[ $(id -u sandbox):$(id -g sandbox) == 1000:1000 ]] || { echo "user sandbox is not 1000:1000"; exit 1; }
@@ -85,7 +85,10 @@ agent_image_smoke() {
         done
         [[ -f $CONFIG_TEMPLATE ]] || { echo "no $CONFIG_TEMPLATE"; exit 1; }
         command -v "${GATEWAY_ARGV[0]}" >/dev/null || { echo "${GATEWAY_ARGV[0]} not on PATH"; exit 1; }
-        echo "smoke ok: $AGENT, ${#STAGED_FILES[@]} packaged guard file(s), launch: ${GATEWAY_ARGV[*]}"
+        for prog in "${IMAGE_PROGRAMS[@]}"; do
+            command -v "$prog" >/dev/null || { echo "$prog not on PATH"; exit 1; }
+        done
+        echo "smoke ok: $AGENT, ${#STAGED_FILES[@]} packaged guard file(s), launch: ${GATEWAY_ARGV[*]}${IMAGE_PROGRAMS[*]:+, also }${IMAGE_PROGRAMS[*]}"
     ' 2>&1); then
         printf '%s\n' "$out" >&2
         die "smoke test of $tag failed"

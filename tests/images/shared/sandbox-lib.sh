@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# /usr/local/lib/sandbox/lib.sh — launch logic shared by sandbox-entry (PID 1) and gateway-launch (recovery
-# tools), so there is exactly one way to start the gateway in an image. Sourced by root only; agent.sh (next to
-# this file) supplies the agent-specific paths, environment, argv and first-boot state.
+# /usr/local/lib/sandbox/lib.sh — the launch logic of sandbox-entry (PID 1), the stand-in for NemoClaw's
+# nemoclaw-start. Sourced by PID 1 only (the image has no other launcher: what a recovery tool or a test does
+# inside a sandbox, it does from outside, e.g. with `docker exec`). agent.sh (next to this file) supplies the
+# agent-specific paths, environment, argv, optional relay and first-boot state.
 # Source: tests/images/shared/sandbox-lib.sh, copied into the openclaw and hermes images by their build.sh.
 
 # shellcheck disable=SC2034 # constants used by agent.sh and by the scripts that source this file
@@ -13,6 +14,8 @@ readonly GATEWAY_PIDFILE=/tmp/nemoclaw-gateway.pid
 # Present once the /sandbox volume has booted; keepalive mode launches only on the boot that creates it.
 readonly BOOT_MARKER=/sandbox/.sandbox-entry-booted
 readonly LAUNCH_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# Container env SANDBOX_LAYOUT: `legacy` (default) or an agent-specific alternative (Hermes: `relay`).
+readonly LAYOUT=${SANDBOX_LAYOUT:-legacy}
 
 # shellcheck disable=SC1091 # agent.sh differs per image (tests/images/<agent>/rootfs/usr/local/lib/sandbox/)
 . "$SANDBOX_LIB_DIR/agent.sh"
@@ -127,17 +130,19 @@ verify_guards() {
     return "$bad"
 }
 
-# prepare_log — /tmp/gateway.log is a regular root:root 0644 file, appended to by every launch.
+# prepare_log [PATH] — the gateway log (default /tmp/gateway.log) is a regular file owned by the gateway user,
+# mode 0644 (NemoClaw's rule: 600 or 644, never a symlink), appended to by every launch; content is kept.
 prepare_log() {
-    if [[ -L $GATEWAY_LOG || (-e $GATEWAY_LOG && ! -f $GATEWAY_LOG) ]]; then
-        log "$GATEWAY_LOG is not a regular file; replacing it"
-        rm -rf -- "$GATEWAY_LOG"
+    local path=${1:-$GATEWAY_LOG}
+    if [[ -L $path || (-e $path && ! -f $path) ]]; then
+        log "$path is not a regular file; replacing it"
+        rm -rf -- "$path"
     fi
-    if [[ ! -e $GATEWAY_LOG ]]; then
-        (set -C && : >"$GATEWAY_LOG") 2>/dev/null || true
+    if [[ ! -e $path ]]; then
+        (set -C && : >"$path") 2>/dev/null || true
     fi
-    chown root:root "$GATEWAY_LOG"
-    chmod 0644 "$GATEWAY_LOG"
+    chown "$GATEWAY_USER:$GATEWAY_USER" "$path"
+    chmod 0644 "$path"
 }
 
 # write_pidfile PID START — atomic "<pid> <starttime>" record, root 0600.
@@ -158,39 +163,30 @@ read_pidfile() {
     printf '%s\n' "$line"
 }
 
-# launch_gateway guarded|unguarded — start the gateway as user gateway in its own session (setsid: a SIGHUP to
-# the caller's session must not reach it), stdout+stderr appended to /tmp/gateway.log. Sets GATEWAY_PID and
-# GATEWAY_START. A guarded launch refuses (rc 3) unless every guard is staged and intact, then sources the env
-# file in the gateway's shell; an unguarded launch is the legacy naked start, kept only for fault tests.
+# launch_gateway — start the gateway as user gateway in its own session (setsid: a SIGHUP to the caller's
+# session must not reach it), stdout+stderr appended to /tmp/gateway.log. Sets GATEWAY_PID and GATEWAY_START.
+# Refuses (rc 3) unless every guard is staged and intact, then sources the env file in the gateway's shell.
 launch_gateway() {
-    local mode=$1 script problems
+    local script problems
     # shellcheck disable=SC2016 # these scripts run in the gateway's shell: $0, $@ and $HOME expand there
-    case $mode in
-    guarded)
-        if ! problems=$(verify_guards); then
-            log "refusing unguarded gateway launch: $(tr '\n' ';' <<<"$problems")" \
-                "re-stage the packaged guards first (gateway-launch --stage-guards)"
-            return 3
-        fi
-        if ((${#STAGED_FILES[@]} > 0)); then
-            script='set -e; . "$0"; cd "$HOME"; exec "$@"'
-        else
-            script='cd "$HOME"; exec "$@"'
-        fi
-        ;;
-    unguarded)
+    if ! problems=$(verify_guards); then
+        log "refusing unguarded gateway launch: $(tr '\n' ';' <<<"$problems")" \
+            "re-stage the packaged guards first"
+        return 3
+    fi
+    if ((${#STAGED_FILES[@]} > 0)); then
+        script='set -e; . "$0"; cd "$HOME"; exec "$@"'
+    else
         script='cd "$HOME"; exec "$@"'
-        ;;
-    *) fail 2 "launch_gateway: unknown mode '$mode'" ;;
-    esac
+    fi
     prepare_log
-    local label=$mode
+    local label=guarded
     ((${#STAGED_FILES[@]} > 0)) || label="no guards in this image"
-    printf '%s [gateway-launch] launching %s gateway (%s): %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    printf '%s [sandbox-entry] launching %s gateway (%s): %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
         "$AGENT" "$label" "${GATEWAY_ARGV[*]}" >>"$GATEWAY_LOG"
-    # env -i: nothing from the caller's environment (docker exec env, SANDBOX_MODE, …) leaks into the gateway.
+    # env -i: nothing from PID 1's environment (SANDBOX_MODE, …) leaks into the gateway.
     setsid setpriv --reuid="$GATEWAY_USER" --regid="$GATEWAY_USER" --init-groups -- \
-        env -i "${GATEWAY_ENV[@]}" /bin/bash -c "$script" "${ENV_FILE:-gateway-launch}" "${GATEWAY_ARGV[@]}" \
+        env -i "${GATEWAY_ENV[@]}" /bin/bash -c "$script" "${ENV_FILE:-sandbox-entry}" "${GATEWAY_ARGV[@]}" \
         </dev/null >>"$GATEWAY_LOG" 2>&1 &
     GATEWAY_PID=$!
     # The start time is fixed at fork, so reading it before the execs finish is fine.
@@ -211,4 +207,31 @@ stop_gateway() {
     done
     log "gateway pid $pid still running 8 s after SIGTERM; sending SIGKILL to its process group"
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+}
+
+# launch_relay — the relay layout's in-sandbox forwarder (Hermes managed topology: socat 127.0.0.1:8642 →
+# the gateway's internal port), as user gateway in its own session, log RELAY_LOG. Sets RELAY_PID and
+# RELAY_START. Only called when agent.sh sets RELAY_ARGV.
+launch_relay() {
+    prepare_log "$RELAY_LOG"
+    printf '%s [sandbox-entry] launching %s relay: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$AGENT" \
+        "${RELAY_ARGV[*]}" >>"$RELAY_LOG"
+    setsid setpriv --reuid="$GATEWAY_USER" --regid="$GATEWAY_USER" --init-groups -- \
+        env -i "${GATEWAY_ENV[@]}" "${RELAY_ARGV[@]}" </dev/null >>"$RELAY_LOG" 2>&1 &
+    RELAY_PID=$!
+    RELAY_START=$(proc_starttime "$RELAY_PID") || RELAY_START=0
+}
+
+# find_relay — prints "<pid> <starttime>" of a live relay process (same argv) someone else started, if any.
+find_relay() {
+    local d pid cmd start want="${RELAY_ARGV[*]} "
+    for d in /proc/[0-9]*; do
+        pid=${d#/proc/}
+        { cmd=$(tr '\0' ' ' <"$d/cmdline"); } 2>/dev/null || continue
+        [[ $cmd == "$want" ]] || continue
+        start=$(proc_starttime "$pid") || continue
+        printf '%s %s\n' "$pid" "$start"
+        return 0
+    done
+    return 1
 }

@@ -1,4 +1,4 @@
-# Packaged source of /tmp/nemoclaw-proxy-env.sh (staged root:root 0444 by sandbox-entry / gateway-launch).
+# Packaged source of /tmp/nemoclaw-proxy-env.sh (staged root:root 0444 by sandbox-entry, PID 1).
 # Sourced by the gateway launch as user `gateway`. Every guard is wired into NODE_OPTIONS, safety net first.
 export HOME=/sandbox
 export OPENCLAW_CONFIG_PATH=/sandbox/.openclaw/openclaw.json

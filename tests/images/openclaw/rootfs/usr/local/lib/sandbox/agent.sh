@@ -19,9 +19,15 @@ readonly STAGED_FILES=(
 # a naked gateway uses the same config, state dir and locks as a guarded one. TMPDIR stays unset (= /tmp, the
 # tmpfs): OpenClaw 2026.9 keeps its gateway locks under <state>/tmp/openclaw-<uid>/ regardless.
 readonly GATEWAY_ENV=(PATH="$LAUNCH_PATH" HOME=/sandbox USER=gateway LOGNAME=gateway LANG=C.UTF-8)
+# OpenClaw has one layout here: no in-sandbox relay.
+readonly RELAY_ARGV=()
+readonly RELAY_LOG=
+# Programs the layout relies on besides the gateway (checked by the build's smoke test).
+readonly IMAGE_PROGRAMS=(setpriv setsid)
 
 # agent_init_state — first-boot layout of the /sandbox volume; idempotent, runs on every boot.
 agent_init_state() {
+    [[ $LAYOUT == legacy ]] || fail 2 "SANDBOX_LAYOUT must be 'legacy' for openclaw, not '$LAYOUT'"
     ensure_dir /sandbox sandbox:sandbox 0755
     ensure_dir /sandbox/.openclaw gateway:gateway 0700
     # OpenClaw 2026.9 exits 78 ("Unable to create fallback OpenClaw temp dir … EACCES") unless
