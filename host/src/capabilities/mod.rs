@@ -180,6 +180,9 @@ pub struct CapContext {
     pub mutations: Vec<Mutation>,
     /// Calls refused by [`CapContext::admit`] during this call.
     pub denials: Vec<Denial>,
+    /// A launch during this call failed in a way no retry can fix (the
+    /// program or the user does not exist in the sandbox): what was missing.
+    pub deterministic: Option<String>,
 }
 
 impl CapContext {
@@ -197,6 +200,7 @@ impl CapContext {
             audit: None,
             mutations: Vec::new(),
             denials: Vec::new(),
+            deterministic: None,
         }
     }
 
@@ -230,6 +234,7 @@ impl CapContext {
             audit,
             mutations: Vec::new(),
             denials: Vec::new(),
+            deterministic: None,
         }
     }
 

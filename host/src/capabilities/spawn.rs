@@ -46,6 +46,13 @@ impl Host for PluginState {
             Ok(id) => format!("pid {} start {}", id.pid, id.start_time),
             Err(e) => format!("error: {e}"),
         };
+        if let Err(
+            e @ (crate::backend::BackendError::NoSuchBinary(_)
+            | crate::backend::BackendError::NoSuchUser(_)),
+        ) = &result
+        {
+            self.caps.deterministic = Some(e.to_string());
+        }
         self.caps
             .record(Capability::Spawn, "detached", detail, outcome);
         result

@@ -100,6 +100,7 @@ impl Engine<'_> {
             duration_ms: 0,
             failing_layer: None,
             message: None,
+            deterministic: None,
             plan: None,
         };
 
@@ -299,6 +300,7 @@ impl Engine<'_> {
                 .await;
             mutations.extend(caps.mutations);
             let outcome = outcome?;
+            let spawn_fact = caps.deterministic;
             let stop_with =
                 |action: Action, message: String, ledger: &mut Ledger, report: &mut Report| {
                     ledger.action.insert(link.clone(), action);
@@ -309,28 +311,33 @@ impl Engine<'_> {
                     report.failing_layer = Some(link.clone());
                     report.message = Some(message);
                 };
-            match outcome {
-                RepairOutcome::Refused(why) => {
-                    stop_with(
-                        Action::Refused,
-                        format!("{link}: repair refused: {why}"),
-                        ledger,
-                        report,
-                    );
-                    mark_skipped(req.plugin, current, ledger, Some(&link));
-                    return Ok(());
+            let failed_with = match &outcome {
+                RepairOutcome::Refused(why) => Some((Action::Refused, "refused", why.clone())),
+                RepairOutcome::Failed(why) => Some((Action::Failed, "failed", why.clone())),
+                RepairOutcome::Repaired(_) | RepairOutcome::NotNeeded(_) => None,
+            };
+            if let Some((action, verb, why)) = failed_with {
+                // One more look, so the report's `after` is what is true now
+                // and the plugin can say the failure is deterministic.
+                if let Ok(after) = self.probe(req.plugin, target, deadline, mutations).await? {
+                    *current = after;
                 }
-                RepairOutcome::Failed(why) => {
-                    stop_with(
-                        Action::Failed,
-                        format!("{link}: repair failed: {why}"),
-                        ledger,
-                        report,
-                    );
-                    mark_skipped(req.plugin, current, ledger, Some(&link));
-                    return Ok(());
-                }
-                RepairOutcome::Repaired(_) | RepairOutcome::NotNeeded(_) => {}
+                let cause = spawn_fact.or_else(|| evidence_of(current, &link, DETERMINISTIC));
+                let action = if cause.is_some() {
+                    Action::Refused
+                } else {
+                    action
+                };
+                let verb = if cause.is_some() { "refused" } else { verb };
+                stop_with(
+                    action,
+                    format!("{link}: repair {verb}: {why}"),
+                    ledger,
+                    report,
+                );
+                report.deterministic = cause;
+                mark_skipped(req.plugin, current, ledger, Some(&link));
+                return Ok(());
             }
             tracing::debug!(
                 sandbox = %target.sandbox,
@@ -501,6 +508,20 @@ pub const RETRY_AFTER: &str = "retry-after-s";
 /// exists" (a launched gateway exited): after "still starting", verification
 /// stops on it instead of polling until the deadline.
 pub const GONE: &str = "gone";
+
+/// Evidence key of a link report: "this cannot be repaired until the
+/// sandbox or the settings change" (wit/v0.1 `link-report.evidence`).
+const DETERMINISTIC: &str = "deterministic";
+
+fn evidence_of(reports: &[LinkReport], link: &str, key: &str) -> Option<String> {
+    reports
+        .iter()
+        .find(|r| r.id == link)?
+        .evidence
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| kv.value.clone())
+}
 
 fn has_evidence(reports: &[LinkReport], link: &str, key: &str) -> bool {
     reports

@@ -102,6 +102,11 @@ pub struct Report {
     /// One line: why the run ended where it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The repair that stopped the run cannot succeed until the sandbox or
+    /// the settings change (a missing program or user): what was missing.
+    /// `runner watch` quarantines such a sandbox after one attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deterministic: Option<String>,
     /// For `dry-run`: links a recover would repair, in order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Vec<String>>,
@@ -137,6 +142,7 @@ impl Report {
             duration_ms: 0,
             failing_layer: Some("sandbox".into()),
             message: Some(message),
+            deterministic: None,
             plan: None,
         }
     }
@@ -253,6 +259,7 @@ mod tests {
             duration_ms: 900,
             failing_layer: None,
             message: None,
+            deterministic: None,
             plan: None,
         }
     }

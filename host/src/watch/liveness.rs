@@ -230,6 +230,7 @@ mod tests {
             duration_ms: 0,
             failing_layer: None,
             message: None,
+            deterministic: None,
             plan: None,
         }
     }

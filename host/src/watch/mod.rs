@@ -121,11 +121,16 @@ struct Target {
 enum Msg {
     Lifecycle(Lifecycle),
     Probe(&'static str),
+    /// The sandbox's plugin or settings changed (new labels on a recreated
+    /// container).
+    Retarget(Target),
 }
 
 struct Worker {
     tx: mpsc::Sender<Msg>,
     handle: JoinHandle<()>,
+    /// What the worker was last told to recover with.
+    target: Target,
 }
 
 struct Shared {
@@ -467,11 +472,18 @@ fn ensure_worker<'a>(
         let (tx, rx) = mpsc::channel(QUEUE);
         let name = target.name.clone();
         tracing::info!(sandbox = %name, plugin = %target.plugin, "watching sandbox");
-        let handle = tokio::spawn(worker(shared.clone(), target, rx));
-        workers.insert(name.clone(), Worker { tx, handle });
+        let handle = tokio::spawn(worker(shared.clone(), target.clone(), rx));
+        workers.insert(name.clone(), Worker { tx, handle, target });
         return workers.get_mut(&name);
     }
-    workers.get_mut(&target.name)
+    let worker = workers.get_mut(&target.name)?;
+    if worker.target != target {
+        tracing::info!(sandbox = %target.name, plugin = %target.plugin, "sandbox settings changed");
+        if worker.tx.try_send(Msg::Retarget(target.clone())).is_ok() {
+            worker.target = target;
+        }
+    }
+    Some(worker)
 }
 
 /// Urgent and routine slots: routine full passes get half the urgent
@@ -543,6 +555,8 @@ struct WorkerState {
     /// take the urgent slots); `None`: routine.
     pending: Option<(&'static str, Duration)>,
     destroyed: bool,
+    /// New settings to use from the next pass on.
+    retarget: Option<Target>,
 }
 
 impl WorkerState {
@@ -575,6 +589,16 @@ impl WorkerState {
                 self.sched.trigger(now);
                 // A trigger already pending keeps its (first) reason.
                 self.pending.get_or_insert((why, now));
+            }
+            Msg::Retarget(target) => {
+                if self.policy.on_settings_changed() {
+                    shared.metrics.set_quarantined(name, false);
+                    tracing::info!(sandbox = name, "new settings: quarantine lifted");
+                }
+                self.retarget = Some(target);
+                self.identity = None;
+                self.sched.trigger(now);
+                self.pending.get_or_insert(("settings-changed", now));
             }
         }
     }
@@ -625,9 +649,12 @@ async fn worker(shared: Arc<Shared>, target: Target, mut rx: mpsc::Receiver<Msg>
         identity: None,
         pending: Some(("discovered", shared.now())),
         destroyed: false,
+        retarget: None,
     };
     let mut shutdown = shared.shutdown.clone();
-    let name = target.name.as_str();
+    let mut target = target;
+    let name_owned = target.name.clone();
+    let name = name_owned.as_str();
     let mut closed = false;
     // Messages that arrived during a pass (at most QUEUE).
     let mut deferred: Vec<Msg> = Vec::new();
@@ -637,6 +664,9 @@ async fn worker(shared: Arc<Shared>, target: Target, mut rx: mpsc::Receiver<Msg>
         }
         if closed {
             return;
+        }
+        if let Some(t) = st.retarget.take() {
+            target = t;
         }
         let (at, due) = st.sched.next();
         tokio::select! {
@@ -971,7 +1001,9 @@ async fn repair(
         shared.metrics.repair(name, &link.id, result);
     }
     let healthy = matches!(report.outcome, Outcome::Healthy | Outcome::Recovered);
-    let result = if !report.mutations.is_empty() {
+    let result = if report.deterministic.is_some() {
+        RunResult::Deterministic
+    } else if !report.mutations.is_empty() {
         RunResult::Repaired {
             healthy_after: healthy,
         }
@@ -999,6 +1031,7 @@ async fn repair(
         RunResult::Healthy => "probe-healthy",
         RunResult::Repaired { .. } => "repair",
         RunResult::Inconclusive => "inconclusive",
+        RunResult::Deterministic => "refused-until-change",
     });
     tracing::info!(
         sandbox = name,
@@ -1036,6 +1069,18 @@ async fn repair(
                 sandbox = name,
                 rounds,
                 "CRITICAL: sandbox {name} quarantined after a crash loop; runner watch will not repair it again until it is stopped and started by an operator"
+            );
+        }
+        Transition::QuarantinedUntilChange => {
+            shared.metrics.set_quarantined(name, true);
+            tracing::error!(
+                severity = "CRITICAL",
+                sandbox = name,
+                failing_layer = report.failing_layer.as_deref(),
+                cause = report.deterministic.as_deref(),
+                "CRITICAL: sandbox {name} quarantined: its {} repair cannot succeed as configured ({}); runner watch retries it when the container starts again or its settings change",
+                report.failing_layer.as_deref().unwrap_or("failing"),
+                report.message.as_deref().unwrap_or("no detail")
             );
         }
         Transition::Reset => {

@@ -21,6 +21,10 @@
 //!    metric, raised by the caller) when a repair is still needed after a
 //!    round at the maximum delay (the backoff is exhausted), or after
 //!    `max_rounds` backoff rounds when configured.
+//! 6. A deterministic failure (the launch's program or user does not exist)
+//!    is not a crash loop: retrying cannot help, so it quarantines after the
+//!    first attempt. Anything that can change the answer lifts that
+//!    quarantine: any container start, or new settings for the sandbox.
 //!
 //! Clock skew: an input older than one already seen (a clock that went
 //! backwards, or a stale event) is treated as happening at the newest time
@@ -193,6 +197,8 @@ pub enum RunResult {
     Repaired { healthy_after: bool },
     /// Nothing mutated and not proven healthy (unknown, refused).
     Inconclusive,
+    /// The repair cannot succeed until the sandbox or its settings change.
+    Deterministic,
 }
 
 /// What recording a run led to.
@@ -208,6 +214,8 @@ pub enum Transition {
     Quarantined {
         rounds: u32,
     },
+    /// Just quarantined after a deterministic failure.
+    QuarantinedUntilChange,
     /// Healthy long enough: the crash loop is forgotten.
     Reset,
 }
@@ -225,6 +233,9 @@ pub struct Policy {
     /// Backoff round (0 = not crash-looping).
     round: u32,
     quarantined: bool,
+    /// The quarantine is for a deterministic failure (lifted by any start
+    /// or new settings), not for a crash loop.
+    until_change: bool,
     /// A kill/stop was seen at this time and no die yet.
     stop_requested: Option<Duration>,
     /// Died after a kill/stop: stopped on purpose until the next start.
@@ -242,6 +253,7 @@ impl Policy {
             last_repair: None,
             round: 0,
             quarantined: false,
+            until_change: false,
             stop_requested: None,
             stopped_on_purpose: false,
             healthy_since: None,
@@ -299,11 +311,10 @@ impl Policy {
                 self.healthy_since = None;
             }
             Lifecycle::Started => {
-                if self.stopped_on_purpose && self.quarantined {
-                    // An operator stopped and started it again: their call.
-                    self.quarantined = false;
-                    self.round = 0;
-                    self.repairs.clear();
+                if self.quarantined && (self.stopped_on_purpose || self.until_change) {
+                    // An operator stopped and started it again (their call),
+                    // or a fresh start may have what was missing.
+                    self.lift();
                 }
                 self.stopped_on_purpose = false;
                 self.stop_requested = None;
@@ -315,6 +326,23 @@ impl Policy {
                 self.healthy_since = None;
             }
         }
+    }
+
+    fn lift(&mut self) {
+        self.quarantined = false;
+        self.until_change = false;
+        self.round = 0;
+        self.repairs.clear();
+    }
+
+    /// The sandbox's settings (labels, config) changed: a quarantine for a
+    /// deterministic failure may no longer hold. Returns whether it lifted.
+    pub fn on_settings_changed(&mut self) -> bool {
+        if self.quarantined && self.until_change {
+            self.lift();
+            return true;
+        }
+        false
     }
 
     /// When the next repair may run, ignoring lifecycle (None: now).
@@ -386,6 +414,12 @@ impl Policy {
             RunResult::Inconclusive => {
                 self.healthy_since = None;
                 Transition::None
+            }
+            RunResult::Deterministic => {
+                self.healthy_since = None;
+                self.quarantined = true;
+                self.until_change = true;
+                Transition::QuarantinedUntilChange
             }
             RunResult::Repaired { healthy_after } => {
                 self.healthy_since = healthy_after.then_some(now);
@@ -667,6 +701,39 @@ mod tests {
         p.on_lifecycle(s(1), Lifecycle::Died);
         // The start event fell into a stream gap; the engine says running.
         assert_eq!(p.decide(s(5), Observed::Running), Decision::Repair);
+    }
+
+    #[test]
+    fn missing_program_quarantines_after_one_attempt_until_a_start_or_new_settings() {
+        let mut p = policy();
+        assert_eq!(p.decide(s(0), Observed::Running), Decision::Repair);
+        assert_eq!(
+            p.record(s(1), RunResult::Deterministic),
+            Transition::QuarantinedUntilChange
+        );
+        // No second attempt, however long it stays like that.
+        for t in [2, 60, 600, 6000] {
+            assert_eq!(
+                p.decide(s(t), Observed::Running),
+                Decision::Skip(SkipReason::Quarantined)
+            );
+        }
+        // A container start (e.g. `docker restart`) may bring what was missing.
+        p.on_lifecycle(s(6001), Lifecycle::Died);
+        p.on_lifecycle(s(6002), Lifecycle::Started);
+        assert_eq!(p.decide(s(6003), Observed::Running), Decision::Repair);
+        assert_eq!(
+            p.record(s(6004), RunResult::Deterministic),
+            Transition::QuarantinedUntilChange
+        );
+        // New settings lift it too; a crash-loop quarantine they do not.
+        assert!(p.on_settings_changed());
+        assert_eq!(p.decide(s(6005), Observed::Running), Decision::Repair);
+        let mut looped = policy();
+        crash_loop(&mut looped, s(0), 100);
+        assert!(looped.is_quarantined());
+        assert!(!looped.on_settings_changed());
+        assert!(looped.is_quarantined());
     }
 
     #[test]

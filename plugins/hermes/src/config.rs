@@ -3,8 +3,8 @@
 
 use runner_plugin_sdk::Settings;
 
-/// (key, default, description). Defaults follow the NemoClaw Hermes sandbox
-/// layout of the runner-test/hermes image.
+/// (key, default, description). Defaults are what a NemoClaw Hermes sandbox
+/// has; a setting is only for layouts that differ.
 pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("port", "8642", "Hermes API server port inside the sandbox"),
     (
@@ -29,13 +29,13 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ),
     (
         "launch",
-        "/usr/local/bin/gateway-launch",
-        "command that starts the gateway (shell-like words or a JSON array), e.g. `hermes gateway run`",
+        "",
+        "command that starts the gateway (shell-like words or a JSON array); empty = NemoClaw's relaunch `hermes gateway run` (no --port: the port comes from config.yaml)",
     ),
     (
         "launch-user",
-        "root",
-        "user that runs `launch` (gateway-launch drops to the gateway user itself; use `gateway` for `hermes gateway run`)",
+        "",
+        "user that runs `launch`; empty = the owner of hermes-home (the gateway writes there), else `gateway`, else `sandbox`",
     ),
     (
         "launch-env",
@@ -51,6 +51,21 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "gateway-log",
         "/tmp/gateway.log",
         "log the launch appends to",
+    ),
+    (
+        "internal-port",
+        "",
+        "port the gateway's API server listens on; empty = API_SERVER_PORT in <hermes-home>/.env, else platforms.api_server.extra.port in <hermes-home>/config.yaml, else `port`. When it differs from `port`, an in-sandbox relay (NemoClaw's managed layout) serves `port`",
+    ),
+    (
+        "relay-launch",
+        "",
+        "command that starts the relay from `port` to the internal port; empty = `socat TCP-LISTEN:<port>,bind=127.0.0.1,reuseaddr,fork TCP:127.0.0.1:<internal-port>`",
+    ),
+    (
+        "relay-log",
+        "/tmp/hermes-relay.log",
+        "log the relay launch appends to",
     ),
     (
         "health-path",
@@ -95,6 +110,11 @@ pub struct Config {
     pub stop_timeout_ms: u32,
     pub start_grace_s: u32,
     pub launch_settle_ms: u32,
+    pub hermes_home: String,
+    /// Explicit `internal-port`; `None` = read from the sandbox.
+    pub internal_port: Option<u16>,
+    pub relay_launch: Vec<String>,
+    pub relay_log: String,
 }
 
 impl Config {
@@ -119,6 +139,7 @@ impl Config {
         if !launch_env.iter().any(|(k, _)| k == "HERMES_HOME") {
             launch_env.insert(0, ("HERMES_HOME".into(), hermes_home.clone()));
         }
+        let hermes_home = hermes_home.trim_end_matches('/').to_string();
         let env_file = match s.get("env-file")?.trim() {
             "" => None,
             _ => Some(s.path("env-file")?.to_string()),
@@ -146,6 +167,13 @@ impl Config {
             stop_timeout_ms: s.u32("stop-timeout-ms")?,
             start_grace_s: s.u32("start-grace-s")?,
             launch_settle_ms: s.u32("launch-settle-ms")?,
+            internal_port: match s.get("internal-port")?.trim() {
+                "" => None,
+                _ => Some(s.port("internal-port")?),
+            },
+            relay_launch: s.argv("relay-launch")?,
+            relay_log: s.path("relay-log")?.to_string(),
+            hermes_home,
         })
     }
 }
@@ -192,6 +220,12 @@ mod tests {
             vec![("HERMES_HOME".to_string(), "/sandbox/.hermes".to_string())]
         );
         assert_eq!(c.env_file, None);
+        assert!(
+            c.launch.is_empty(),
+            "empty = NemoClaw's `hermes gateway run`"
+        );
+        assert_eq!(c.launch_user, None);
+        assert_eq!(c.internal_port, None);
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! dashboard chain (REFERENCE §2). See plugins/README.md.
 
 mod config;
+mod relay;
 
 use config::Config;
 use runner_plugin_sdk::bindings::runner::plugin::types::LinkReport;
 use runner_plugin_sdk::gateway::{self, GatewaySpec, LaunchSpec, RepairPlan, StopBudget};
+use runner_plugin_sdk::launch::{self, DefaultLaunch, UserRule};
 use runner_plugin_sdk::process::{args, invocation, program_is};
 use runner_plugin_sdk::{
     Plugin, PluginInfo, ProcessInfo, RepairOutcome, Sandbox, Settings, Target, forward, locks, log,
@@ -26,13 +28,18 @@ const LINKS: &[(&str, &str, &[&str])] = &[
         &["locks"],
     ),
     (
+        relay::LINK,
+        "in NemoClaw's managed layout (gateway on an internal port), the socat relay serves the API port; healthy with nothing to do otherwise",
+        &["gateway"],
+    ),
+    (
         "forward",
         "host 127.0.0.1:<host-port> is forwarded to the API port by runner",
-        &["gateway"],
+        &[relay::LINK],
     ),
 ];
 
-const HEALTH_CODES: &[u16] = &[200, 401];
+pub(crate) const HEALTH_CODES: &[u16] = &[200, 401];
 
 /// `hermes gateway run|restart …` (also `python3 …/bin/hermes gateway run`),
 /// the form Hermes' own liveness rule accepts, or a configured program name.
@@ -50,9 +57,15 @@ fn gateway_matcher(names: &[String]) -> impl Fn(&ProcessInfo) -> bool + use<> {
     }
 }
 
-fn spec<'a>(cfg: &'a Config, is_gateway: &'a dyn Fn(&ProcessInfo) -> bool) -> GatewaySpec<'a> {
+/// `port` = where the gateway itself listens (the internal port in the
+/// relay layout).
+fn spec<'a>(
+    cfg: &'a Config,
+    port: u16,
+    is_gateway: &'a dyn Fn(&ProcessInfo) -> bool,
+) -> GatewaySpec<'a> {
     GatewaySpec {
-        port: cfg.port,
+        port,
         health_path: &cfg.health_path,
         ok_codes: HEALTH_CODES,
         ready_path: None,
@@ -82,9 +95,14 @@ impl Plugin for Hermes {
         let cfg = Config::from_settings(&Settings::new(&target))?;
         let sandbox = Sandbox::snapshot(&target.sandbox);
         let is_gw = gateway_matcher(&cfg.gateway_process);
+        let gateway = match relay::internal_port(&sandbox, &cfg) {
+            Ok((port, _)) => gateway::probe("gateway", &sandbox, &spec(&cfg, port, &is_gw)).build(),
+            Err(e) => runner_plugin_sdk::Report::unknown("gateway", e).build(),
+        };
         Ok(vec![
             locks::probe("locks", &sandbox, &cfg.lock_files, &is_gw).build(),
-            gateway::probe("gateway", &sandbox, &spec(&cfg, &is_gw)).build(),
+            gateway,
+            relay::probe(&sandbox, &cfg).build(),
             forward::probe("forward", &sandbox, cfg.host_port, cfg.port).build(),
         ])
     }
@@ -98,36 +116,59 @@ impl Plugin for Hermes {
         let is_gw = gateway_matcher(&cfg.gateway_process);
         let outcome = match link.as_str() {
             "locks" => locks::repair(&sandbox, &cfg.lock_files, &is_gw),
-            "gateway" => {
-                let spec = spec(&cfg, &is_gw);
-                let plan = RepairPlan {
-                    spec: &spec,
-                    launch: LaunchSpec {
-                        argv: cfg.launch.clone(),
-                        user: cfg.launch_user.clone(),
-                        env: cfg.launch_env.clone(),
-                        env_file: cfg.env_file.clone(),
-                        log_file: cfg.gateway_log.clone(),
-                    },
-                    stop: StopBudget {
-                        term: Duration::from_millis(cfg.stop_timeout_ms.into()),
-                        kill: Duration::from_secs(3),
-                    },
-                    settle: Duration::from_millis(cfg.launch_settle_ms.into()),
-                };
-                gateway::repair(&sandbox, &plan)
-            }
+            "gateway" => repair_gateway(&sandbox, &cfg, &is_gw),
+            relay::LINK => relay::repair(&sandbox, &cfg),
             "forward" => forward::repair(&sandbox, cfg.host_port, cfg.port),
             other => RepairOutcome::Refused(format!("unknown link '{other}'")),
         };
-        match &outcome {
-            RepairOutcome::Repaired(m) => log::info(&format!("{link}: repaired: {m}")),
-            RepairOutcome::NotNeeded(m) => log::info(&format!("{link}: not needed: {m}")),
-            RepairOutcome::Refused(m) => log::warn(&format!("{link}: refused: {m}")),
-            RepairOutcome::Failed(m) => log::error(&format!("{link}: failed: {m}")),
-        }
+        log::outcome(&link, &outcome);
         outcome
     }
+}
+
+fn repair_gateway(
+    sandbox: &Sandbox,
+    cfg: &Config,
+    is_gw: &dyn Fn(&ProcessInfo) -> bool,
+) -> RepairOutcome {
+    let port = match relay::internal_port(sandbox, cfg) {
+        Ok((port, _)) => port,
+        Err(e) => return RepairOutcome::Failed(e),
+    };
+    let users = [
+        UserRule::OwnerOf(&cfg.hermes_home),
+        UserRule::Named("gateway"),
+        UserRule::Named("sandbox"),
+    ];
+    let default = DefaultLaunch {
+        argv: vec!["hermes".into(), "gateway".into(), "run".into()],
+        origin: "NemoClaw's relaunch",
+        users: &users,
+    };
+    let (argv, user, chosen) =
+        match launch::resolve(sandbox, &cfg.launch, cfg.launch_user.as_deref(), default) {
+            Ok(r) => r,
+            Err(e) => return RepairOutcome::Failed(format!("cannot choose the launch: {e}")),
+        };
+    let spec = spec(cfg, port, is_gw);
+    let plan = RepairPlan {
+        spec: &spec,
+        launch: LaunchSpec {
+            argv,
+            user: Some(user),
+            env: cfg.launch_env.clone(),
+            env_file: cfg.env_file.clone(),
+            log_file: cfg.gateway_log.clone(),
+            chosen,
+            fix: "set `launch` (label `runner.launch`) to the gateway's command".into(),
+        },
+        stop: StopBudget {
+            term: Duration::from_millis(cfg.stop_timeout_ms.into()),
+            kill: Duration::from_secs(3),
+        },
+        settle: Duration::from_millis(cfg.launch_settle_ms.into()),
+    };
+    gateway::repair(sandbox, &plan)
 }
 
 runner_plugin_sdk::export_plugin!(Hermes);
@@ -155,9 +196,10 @@ mod tests {
     fn describe_declares_locks_gateway_forward() {
         let info = Hermes::describe();
         let ids: Vec<&str> = info.links.iter().map(|l| l.id.as_str()).collect();
-        assert_eq!(ids, ["locks", "gateway", "forward"]);
+        assert_eq!(ids, ["locks", "gateway", "relay", "forward"]);
         assert_eq!(info.links[1].depends_on, ["locks"]);
         assert_eq!(info.links[2].depends_on, ["gateway"]);
+        assert_eq!(info.links[3].depends_on, ["relay"]);
         assert!(
             info.settings
                 .iter()

@@ -3,8 +3,8 @@
 
 use runner_plugin_sdk::Settings;
 
-/// (key, default, description). Defaults follow the NemoClaw sandbox layout
-/// of the runner-test/openclaw image.
+/// (key, default, description). Defaults are what a NemoClaw OpenClaw
+/// sandbox has; a setting is only for layouts that differ.
 pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "port",
@@ -33,13 +33,13 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ),
     (
         "launch",
-        "/usr/local/bin/gateway-launch",
-        "command that starts the gateway (shell-like words or a JSON array); it runs after the env file is sourced",
+        "",
+        "command that starts the gateway (shell-like words or a JSON array), run after the env file is sourced; empty = NemoClaw's relaunch `openclaw gateway run --port <port>`",
     ),
     (
         "launch-user",
-        "root",
-        "user that runs `launch` (gateway-launch drops to user gateway itself; use `gateway` for `openclaw gateway run`)",
+        "",
+        "user that runs `launch`; empty = `gateway` when the sandbox has that user (NemoClaw), else the owner of state-dir, else `sandbox`",
     ),
     (
         "launch-env",
@@ -223,6 +223,15 @@ impl Config {
         })
     }
 
+    /// NemoClaw's relaunch of the gateway.
+    pub fn default_launch_argv(&self) -> Vec<String> {
+        ["openclaw", "gateway", "run", "--port"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([self.port.to_string()])
+            .collect()
+    }
+
     /// `<staged-dir>/<guard>` for every guard.
     pub fn staged_paths(&self) -> Vec<String> {
         self.guards
@@ -291,8 +300,13 @@ mod tests {
             "/usr/local/lib/nemoclaw/preloads/x.js"
         );
         assert_eq!(c.lock_parents(), vec!["/tmp", "/sandbox/.openclaw/tmp"]);
-        assert_eq!(c.launch, vec!["/usr/local/bin/gateway-launch"]);
-        assert_eq!(c.launch_user.as_deref(), Some("root"));
+        // Empty = decided from the sandbox at repair time (NemoClaw's relaunch).
+        assert!(c.launch.is_empty());
+        assert_eq!(c.launch_user, None);
+        assert_eq!(
+            c.default_launch_argv(),
+            vec!["openclaw", "gateway", "run", "--port", "18789"]
+        );
         assert_eq!(c.origin_check, OriginCheck::WebSocket);
         assert_eq!(
             c.env_file_source.as_deref(),

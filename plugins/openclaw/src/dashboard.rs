@@ -9,7 +9,7 @@
 use crate::config::{Config, OriginCheck};
 use runner_plugin_sdk::json5::{self, Node};
 use runner_plugin_sdk::poll::Backoff;
-use runner_plugin_sdk::{CapError, HttpRoute, Report, Sandbox, WsStep, WsTranscript};
+use runner_plugin_sdk::{Error, HttpRoute, Report, Sandbox, WsStep, WsTranscript};
 use std::time::Duration;
 
 pub const LINK: &str = "dashboard";
@@ -210,8 +210,8 @@ fn token(sandbox: &Sandbox, cfg: &Config) -> String {
         .unwrap_or_default()
 }
 
-fn cap_is_undecidable(e: &CapError) -> bool {
-    matches!(e, CapError::Denied(_) | CapError::Unavailable(_))
+fn cap_is_undecidable(e: &Error) -> bool {
+    matches!(e, Error::Denied(_) | Error::Unavailable(_))
 }
 
 fn check_origin(sandbox: &Sandbox, cfg: &Config) -> WsVerdict {

@@ -26,7 +26,7 @@
 //! `BEGIN IMMEDIATE` and deletes exactly that row.
 
 use runner_plugin_sdk::json5::{self, Node, Value};
-use runner_plugin_sdk::{ExecError, FileKind, ProcessInfo, RepairOutcome, Sandbox, log, process};
+use runner_plugin_sdk::{FileKind, ProcessInfo, RepairOutcome, Sandbox, log, process};
 
 use crate::config::{Config, join};
 
@@ -419,18 +419,6 @@ pub struct Observed {
     pub user: String,
 }
 
-fn exec_error(e: &ExecError) -> String {
-    let msg = match e {
-        ExecError::Denied(m)
-        | ExecError::Timeout(m)
-        | ExecError::Unavailable(m)
-        | ExecError::Failed(m)
-        | ExecError::NoSuchBinary(m)
-        | ExecError::NoSuchUser(m) => m,
-    };
-    format!("{}: {msg}", e.kind())
-}
-
 fn run_script(
     sandbox: &Sandbox,
     cfg: &Config,
@@ -451,7 +439,7 @@ fn run_script(
     }
     let out = cmd
         .run()
-        .map_err(|e| format!("node {mode} of {db}: {}", exec_error(&e)))?;
+        .map_err(|e| format!("node {mode} of {db}: {}: {e}", e.kind()))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.exit_code != 0 && !stdout.contains("\"error\"") {
         let stderr = String::from_utf8_lossy(&out.stderr);

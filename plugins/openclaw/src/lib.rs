@@ -17,6 +17,7 @@ mod matcher;
 use config::Config;
 use runner_plugin_sdk::bindings::runner::plugin::types::LinkReport;
 use runner_plugin_sdk::gateway::{self, GatewaySpec, LaunchSpec, RepairPlan, StopBudget};
+use runner_plugin_sdk::launch::{self, DefaultLaunch, UserRule};
 use runner_plugin_sdk::{
     Health, Plugin, PluginInfo, ProcessInfo, RepairOutcome, Sandbox, Settings, Target, forward,
     locks, log, plugin_info,
@@ -162,12 +163,7 @@ impl Plugin for OpenClaw {
             ),
             other => RepairOutcome::Refused(format!("unknown link '{other}'")),
         };
-        match &outcome {
-            RepairOutcome::Repaired(m) => log::info(&format!("{link}: repaired: {m}")),
-            RepairOutcome::NotNeeded(m) => log::info(&format!("{link}: not needed: {m}")),
-            RepairOutcome::Refused(m) => log::warn(&format!("{link}: refused: {m}")),
-            RepairOutcome::Failed(m) => log::error(&format!("{link}: failed: {m}")),
-        }
+        log::outcome(&link, &outcome);
         outcome
     }
 }
@@ -185,15 +181,32 @@ fn repair_gateway(
             guards.summary
         ));
     }
+    let users = [
+        UserRule::Named("gateway"),
+        UserRule::OwnerOf(&cfg.state_dir),
+        UserRule::Named("sandbox"),
+    ];
+    let default = DefaultLaunch {
+        argv: cfg.default_launch_argv(),
+        origin: "NemoClaw's relaunch",
+        users: &users,
+    };
+    let (argv, user, chosen) =
+        match launch::resolve(sandbox, &cfg.launch, cfg.launch_user.as_deref(), default) {
+            Ok(r) => r,
+            Err(e) => return RepairOutcome::Failed(format!("cannot choose the launch: {e}")),
+        };
     let spec = spec(cfg, is_gw);
     let plan = RepairPlan {
         spec: &spec,
         launch: LaunchSpec {
-            argv: cfg.launch.clone(),
-            user: cfg.launch_user.clone(),
+            argv,
+            user: Some(user),
             env: cfg.launch_env.clone(),
             env_file: Some(cfg.env_file.clone()),
             log_file: cfg.gateway_log.clone(),
+            chosen,
+            fix: "set `launch` (label `runner.launch`) to the gateway's command".into(),
         },
         stop: StopBudget {
             term: Duration::from_millis(cfg.stop_timeout_ms.into()),

@@ -1,6 +1,7 @@
 //! Probes shared by every agent plugin.
 
-use crate::bindings::runner::plugin::types::{CapError, ProcessId};
+use crate::Error;
+use crate::bindings::runner::plugin::types::ProcessId;
 use crate::{FileKind, FileStat, Sandbox};
 
 /// Why a file fails a safety rule; `None` when it passes.
@@ -48,7 +49,7 @@ pub fn trusted_source(path: &str, stat: Option<&FileStat>) -> Violation {
 }
 
 /// Is `id` alive with the same start time and not a zombie?
-pub fn identity_alive(sandbox: &Sandbox, id: ProcessId) -> Result<bool, CapError> {
+pub fn identity_alive(sandbox: &Sandbox, id: ProcessId) -> Result<bool, Error> {
     Ok(sandbox
         .processes()?
         .iter()

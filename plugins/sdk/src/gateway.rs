@@ -7,8 +7,10 @@
 
 use crate::checks::HttpProbe;
 use crate::process;
-use crate::{CapError, Listener, ProcessId, ProcessInfo, RepairOutcome, Report, Sandbox, Signal};
+use crate::{Error, Listener, ProcessId, ProcessInfo, RepairOutcome, Report, Sandbox, Signal};
 use std::time::{Duration, Instant};
+
+pub use crate::launch::{LaunchError, LaunchSpec, Launched, launch, log_tail};
 
 /// What the plugin knows about its gateway.
 pub struct GatewaySpec<'a> {
@@ -53,6 +55,9 @@ pub struct Observation {
     /// With no gateway at all: the end of the gateway log when it was
     /// written within the start grace (a gateway that just exited says why).
     pub exit_log: Option<String>,
+    /// With no gateway at all: the last launch's "program not found" line
+    /// (see [`crate::launch::NOT_FOUND_MARKER`]).
+    pub launch_refusal: Option<String>,
 }
 
 /// The verdict on the gateway.
@@ -290,7 +295,7 @@ pub fn observe(sandbox: &Sandbox, spec: &GatewaySpec<'_>) -> Result<Observation,
             }
             Ok(r) => (Some(HttpProbe::Rejected(r.status)), false),
             Err(e) => {
-                let timed_out = matches!(e, CapError::Timeout(_));
+                let timed_out = matches!(e, Error::Timeout(_));
                 (Some(HttpProbe::NoAnswer(e.to_string())), timed_out)
             }
         }
@@ -315,10 +320,16 @@ pub fn observe(sandbox: &Sandbox, spec: &GatewaySpec<'_>) -> Result<Observation,
     } else {
         wedge_line(sandbox, spec, &procs, uptime)
     };
-    let exit_log = if listeners.is_empty() && gateways(&procs, spec.is_gateway).is_empty() {
+    let nothing_runs = listeners.is_empty() && gateways(&procs, spec.is_gateway).is_empty();
+    let exit_log = if nothing_runs {
         recent_log_tail(sandbox, spec)
     } else {
         None
+    };
+    // The last launch found no program to run: a fact no retry changes.
+    let launch_refusal = match (nothing_runs, spec.log_file, &exit_log) {
+        (true, Some(log), Some(_)) => crate::launch::not_found_line(sandbox, log),
+        _ => None,
     };
     Ok(Observation {
         procs,
@@ -329,6 +340,7 @@ pub fn observe(sandbox: &Sandbox, spec: &GatewaySpec<'_>) -> Result<Observation,
         uptime,
         wedge_line,
         exit_log,
+        launch_refusal,
     })
 }
 
@@ -402,7 +414,8 @@ pub fn report(link: &str, spec: &GatewaySpec<'_>, obs: &Observation, verdict: &V
         .repairable()
         // The host's verification stops on this after "starting" (a
         // launched gateway exited) instead of polling to its deadline.
-        .evidence("gone", "true"),
+        .evidence("gone", "true")
+        .evidence_opt("deterministic", obs.launch_refusal.as_deref()),
         Verdict::Foreign { owner } => Report::broken(
             link,
             format!(
@@ -579,201 +592,6 @@ pub fn wait_gone(sandbox: &Sandbox, ids: &[ProcessId], within: Duration) -> Resu
     }
 }
 
-/// How to start the gateway.
-#[derive(Debug, Clone)]
-pub struct LaunchSpec {
-    pub argv: Vec<String>,
-    /// User to run the launch command as; `None` = sandbox default.
-    pub user: Option<String>,
-    pub env: Vec<(String, String)>,
-    /// Env file sourced (`. FILE`) by a `/bin/sh` wrapper before exec'ing
-    /// `argv`; the wrapper fails if sourcing fails, so a launch never runs
-    /// without it.
-    pub env_file: Option<String>,
-    /// Appended with the launch's stdout and stderr.
-    pub log_file: String,
-}
-
-/// The argv actually spawned: `argv`, or the `sh` wrapper that sources the
-/// env file first. The script is constant; paths travel as arguments.
-pub fn launch_argv(spec: &LaunchSpec) -> Vec<String> {
-    match &spec.env_file {
-        Some(file) => {
-            let mut v = vec![
-                "/bin/sh".to_string(),
-                "-c".to_string(),
-                "set -e; . \"$0\"; cd \"${HOME:-/}\" 2>/dev/null || cd /; exec \"$@\"".to_string(),
-                file.clone(),
-            ];
-            v.extend(spec.argv.iter().cloned());
-            v
-        }
-        None => spec.argv.clone(),
-    }
-}
-
-/// Where a launch stands, from one look at the sandbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LaunchState {
-    /// A gateway process that was not retired owns a listener on the port.
-    Listening(ProcessId),
-    /// A fresh gateway process (or the spawned process itself) is alive but
-    /// nothing of it listens yet.
-    Running(ProcessId),
-    /// Neither the spawned process nor any fresh gateway is alive.
-    Gone,
-}
-
-/// Judge a launch from one process table and listener list (pure). Fresh =
-/// a live gateway process whose identity is not in `retired`.
-pub fn launch_state(
-    procs: &[ProcessInfo],
-    listeners: &[Listener],
-    port: u16,
-    is_gateway: &dyn Fn(&ProcessInfo) -> bool,
-    retired: &[ProcessId],
-    spawned: ProcessId,
-) -> LaunchState {
-    let listening = listeners
-        .iter()
-        .filter(|l| l.port == port)
-        .find_map(|l| match listener_owner(l, procs, is_gateway) {
-            Owner::Gateway(p) if !retired.contains(&p.id) => Some(p.id),
-            _ => None,
-        });
-    if let Some(id) = listening {
-        return LaunchState::Listening(id);
-    }
-    let fresh = gateways(procs, is_gateway)
-        .into_iter()
-        .rev()
-        .find(|p| !retired.contains(&p.id))
-        .map(|p| p.id);
-    let spawned_alive = process::by_id(procs, spawned).is_some_and(|p| !process::is_exited(p));
-    match fresh {
-        Some(id) => LaunchState::Running(id),
-        None if spawned_alive => LaunchState::Running(spawned),
-        None => LaunchState::Gone,
-    }
-}
-
-/// How a launch ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Launched {
-    pub id: ProcessId,
-    /// It already listens on the port; otherwise it was still starting when
-    /// the wait ended and the host's verification takes over.
-    pub listening: bool,
-}
-
-/// First and longest pause between looks at a launch.
-const LAUNCH_POLL_FIRST: Duration = Duration::from_millis(10);
-const LAUNCH_POLL_MAX: Duration = Duration::from_millis(100);
-/// A launcher that backgrounds the gateway exits right after forking it; the
-/// child may not look like the gateway yet for a moment. Nothing alive for
-/// this long = the launch died.
-const GONE_CONFIRM: Duration = Duration::from_millis(150);
-
-/// Spawn the gateway and poll (10 ms at first, growing to 100 ms) until it
-/// listens on `port`, or until neither the spawned process nor a fresh
-/// gateway is alive any more — then fail at once with the end of the log
-/// (e.g. "another gateway owns the lease") — or until `wait` has passed with
-/// it still starting: slow gateways (Hermes ~1–2 s, OpenClaw ~15 s) are then
-/// left to the host's bounded verification. Never a fixed sleep.
-pub fn launch(
-    sandbox: &Sandbox,
-    spec: &LaunchSpec,
-    port: u16,
-    is_gateway: &dyn Fn(&ProcessInfo) -> bool,
-    retired: &[ProcessId],
-    wait: Duration,
-) -> Result<Launched, String> {
-    if spec.argv.is_empty() {
-        return Err("the launch command is empty".into());
-    }
-    let argv = launch_argv(spec);
-    let spawned = sandbox
-        .spawn(&argv, spec.user.as_deref(), &spec.env, &spec.log_file)
-        .map_err(|e| {
-            format!(
-                "spawning `{}` failed ({}): {e}",
-                spec.argv.join(" "),
-                e.kind()
-            )
-        })?;
-    let started = Instant::now();
-    let mut pause = LAUNCH_POLL_FIRST;
-    let mut gone_since: Option<Instant> = None;
-    loop {
-        std::thread::sleep(pause);
-        pause = (pause * 3 / 2).min(LAUNCH_POLL_MAX);
-        let procs = sandbox
-            .processes()
-            .map_err(|e| format!("cannot list processes: {e}"))?;
-        let listeners = sandbox
-            .listeners()
-            .map_err(|e| format!("cannot list listeners: {e}"))?;
-        match launch_state(&procs, &listeners, port, is_gateway, retired, spawned) {
-            LaunchState::Listening(id) => {
-                return Ok(Launched {
-                    id,
-                    listening: true,
-                });
-            }
-            LaunchState::Running(id) => {
-                gone_since = None;
-                if started.elapsed() >= wait {
-                    return Ok(Launched {
-                        id,
-                        listening: false,
-                    });
-                }
-            }
-            LaunchState::Gone => {
-                let since = *gone_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= GONE_CONFIRM {
-                    return Err(format!(
-                        "`{}` (pid {}) exited and no gateway process is running {} ms after the launch{}",
-                        spec.argv.join(" "),
-                        spawned.pid,
-                        started.elapsed().as_millis(),
-                        log_tail(sandbox, &spec.log_file)
-                    ));
-                }
-                // Look again soon: the confirmation is short.
-                pause = pause.min(GONE_CONFIRM / 3);
-            }
-        }
-    }
-}
-
-/// The last lines of a log, for failure messages (empty when unreadable).
-pub fn log_tail(sandbox: &Sandbox, path: &str) -> String {
-    let Ok(content) = sandbox.read_head(path, 256 * 1024) else {
-        return String::new();
-    };
-    if content.truncated {
-        return format!("; see {path}");
-    }
-    let text = String::from_utf8_lossy(&content.data);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let tail = lines[lines.len().saturating_sub(3)..]
-        .iter()
-        .map(|l| {
-            l.chars()
-                .filter(|c| !c.is_control())
-                .take(200)
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join(" | ");
-    if tail.is_empty() {
-        format!("; {path} is empty")
-    } else {
-        format!("; last lines of {path}: {tail}")
-    }
-}
-
 /// What [`repair`] needs besides the spec.
 pub struct RepairPlan<'a> {
     pub spec: &'a GatewaySpec<'a>,
@@ -865,14 +683,21 @@ pub fn repair(sandbox: &Sandbox, plan: &RepairPlan<'_>) -> RepairOutcome {
                     spec.port
                 )
             };
+            let chosen = if plan.launch.chosen.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", plan.launch.chosen)
+            };
             RepairOutcome::Repaired(format!(
-                "launched gateway pid {} (start time {}){old}: {}{state}",
+                "launched gateway pid {} (start time {}){old}: {} as {}{chosen}{state}",
                 id.pid,
                 id.start_time,
-                plan.launch.argv.join(" ")
+                plan.launch.argv.join(" "),
+                plan.launch.user.as_deref().unwrap_or("the default user"),
             ))
         }
-        Err(e) => RepairOutcome::Failed(e),
+        Err(LaunchError::Deterministic(why)) => RepairOutcome::Refused(why),
+        Err(LaunchError::Failed(why)) => RepairOutcome::Failed(why),
     }
 }
 
@@ -950,6 +775,7 @@ mod tests {
             uptime: Some(100_000),
             wedge_line: None,
             exit_log: None,
+            launch_refusal: None,
         }
     }
 
@@ -1188,70 +1014,6 @@ mod tests {
         assert!(matches!(assess(&spec(), &o), Verdict::Foreign { .. }));
     }
 
-    fn id(pid: u32, start_time: u64) -> ProcessId {
-        ProcessId { pid, start_time }
-    }
-
-    #[test]
-    fn launch_is_listening_once_a_fresh_gateway_owns_the_port() {
-        let gw = proc_(50, 99_500, 1, "S", &["openclaw-gateway"]);
-        let state = launch_state(
-            &[gw],
-            &[listener(50, 99_500)],
-            18789,
-            &is_gw,
-            &[],
-            id(49, 99_400),
-        );
-        assert_eq!(state, LaunchState::Listening(id(50, 99_500)));
-    }
-
-    #[test]
-    fn launch_is_running_while_the_fresh_gateway_does_not_listen_yet() {
-        // The launcher (pid 49, a shell) backgrounded the gateway and exited.
-        let gw = proc_(50, 99_500, 1, "S", &["openclaw-gateway"]);
-        let state = launch_state(&[gw], &[], 18789, &is_gw, &[], id(49, 99_400));
-        assert_eq!(state, LaunchState::Running(id(50, 99_500)));
-        // Before the gateway exec'd, only the spawned process is alive.
-        let sh = proc_(49, 99_400, 1, "S", &["/bin/sh", "-c", "x"]);
-        let state = launch_state(&[sh], &[], 18789, &is_gw, &[], id(49, 99_400));
-        assert_eq!(state, LaunchState::Running(id(49, 99_400)));
-    }
-
-    #[test]
-    fn launch_is_gone_when_nothing_fresh_is_alive() {
-        // The retired gateway still holds the port while it dies, and the
-        // spawned process is a zombie: neither counts.
-        let old = proc_(40, 50_000, 1, "S", &["openclaw-gateway"]);
-        let zombie = proc_(49, 99_400, 1, "Z", &["openclaw-gateway"]);
-        let state = launch_state(
-            &[old, zombie],
-            &[listener(40, 50_000)],
-            18789,
-            &is_gw,
-            &[id(40, 50_000)],
-            id(49, 99_400),
-        );
-        assert_eq!(state, LaunchState::Gone);
-    }
-
-    #[test]
-    fn launch_ignores_listeners_on_other_ports_and_foreign_owners() {
-        let gw = proc_(50, 99_500, 1, "S", &["openclaw-gateway"]);
-        let other = proc_(60, 99_600, 1, "S", &["python3", "-m", "http.server"]);
-        let mut elsewhere = listener(50, 99_500);
-        elsewhere.port = 9999;
-        let state = launch_state(
-            &[gw, other],
-            &[elsewhere, listener(60, 99_600)],
-            18789,
-            &is_gw,
-            &[],
-            id(49, 99_400),
-        );
-        assert_eq!(state, LaunchState::Running(id(50, 99_500)));
-    }
-
     #[test]
     fn gateway_that_just_exited_shows_its_log_in_the_summary() {
         let mut o = obs(vec![proc_(1, 1, 0, "S", &["sandbox-entry"])], vec![], None);
@@ -1268,26 +1030,5 @@ mod tests {
                 .iter()
                 .any(|kv| kv.key == "gone" && kv.value == "true")
         );
-    }
-
-    #[test]
-    fn launch_argv_sources_the_env_file_through_a_constant_script() {
-        let spec = LaunchSpec {
-            argv: vec!["openclaw".into(), "gateway".into(), "run".into()],
-            user: Some("gateway".into()),
-            env: vec![],
-            env_file: Some("/tmp/nemoclaw-proxy-env.sh".into()),
-            log_file: "/tmp/gateway.log".into(),
-        };
-        let argv = launch_argv(&spec);
-        assert_eq!(&argv[..2], &["/bin/sh", "-c"]);
-        assert!(argv[2].starts_with("set -e; . \"$0\";"));
-        assert_eq!(argv[3], "/tmp/nemoclaw-proxy-env.sh");
-        assert_eq!(&argv[4..], &["openclaw", "gateway", "run"]);
-        let bare = LaunchSpec {
-            env_file: None,
-            ..spec
-        };
-        assert_eq!(launch_argv(&bare), vec!["openclaw", "gateway", "run"]);
     }
 }

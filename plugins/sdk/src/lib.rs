@@ -30,9 +30,11 @@ pub mod bindings {
 }
 
 pub mod checks;
+mod error;
 pub mod forward;
 pub mod gateway;
 pub mod json5;
+pub mod launch;
 pub mod locks;
 pub mod log;
 pub mod logscan;
@@ -42,6 +44,7 @@ pub mod report;
 pub mod sandbox;
 pub mod settings;
 pub mod shell_env;
+pub mod users;
 
 pub use bindings::exports::runner::plugin::plugin::Guest as Plugin;
 pub use bindings::runner::plugin::exec::{ExecError, ExecOutput};
@@ -55,6 +58,7 @@ pub use bindings::runner::plugin::types::{
     CapError, Health, Kv, LinkReport, LinkSpec, PluginInfo, ProcessId, RepairOutcome, SettingSpec,
     Target,
 };
+pub use error::Error;
 pub use report::Report;
 pub use sandbox::Sandbox;
 pub use settings::Settings;

@@ -17,3 +17,14 @@ pub fn warn(message: &str) {
 pub fn error(message: &str) {
     write(Level::Error, message);
 }
+
+/// One line for a repair's outcome, at the level it deserves.
+pub fn outcome(link: &str, outcome: &crate::RepairOutcome) {
+    use crate::RepairOutcome as O;
+    match outcome {
+        O::Repaired(m) => info(&format!("{link}: repaired: {m}")),
+        O::NotNeeded(m) => info(&format!("{link}: not needed: {m}")),
+        O::Refused(m) => warn(&format!("{link}: refused: {m}")),
+        O::Failed(m) => error(&format!("{link}: failed: {m}")),
+    }
+}

@@ -43,6 +43,14 @@ impl Report {
         self
     }
 
+    /// Adds the evidence only when there is a value.
+    pub fn evidence_opt(self, key: &str, value: Option<&str>) -> Self {
+        match value {
+            Some(v) => self.evidence(key, v),
+            None => self,
+        }
+    }
+
     pub fn health(&self) -> Health {
         self.0.health
     }

@@ -5,9 +5,9 @@
 
 use crate::bindings::runner::plugin::{
     exec, files, forward, http, processes, spawn,
-    types::{CapError, Kv, ProcessId},
+    types::{Kv, ProcessId},
 };
-use crate::{ExecError, ExecOutput, FileStat, ForwardSpec, ForwardStatus, HttpResponse};
+use crate::{Error, ExecOutput, FileStat, ForwardSpec, ForwardStatus, HttpResponse};
 
 /// Handle on the target sandbox of this call.
 #[derive(Debug, Clone)]
@@ -18,7 +18,7 @@ pub struct Sandbox {
     snapshot: Option<Snapshot>,
 }
 
-type Cached<T> = std::cell::RefCell<Option<Result<Vec<T>, CapError>>>;
+type Cached<T> = std::cell::RefCell<Option<Result<Vec<T>, Error>>>;
 
 #[derive(Debug, Clone, Default)]
 struct Snapshot {
@@ -28,8 +28,8 @@ struct Snapshot {
 
 fn cached<T: Clone>(
     cell: &Cached<T>,
-    read: impl FnOnce() -> Result<Vec<T>, CapError>,
-) -> Result<Vec<T>, CapError> {
+    read: impl FnOnce() -> Result<Vec<T>, Error>,
+) -> Result<Vec<T>, Error> {
     if let Some(r) = cell.borrow().as_ref() {
         return r.clone();
     }
@@ -88,8 +88,8 @@ impl Sandbox {
         user: Option<&str>,
         env: &[(String, String)],
         log_file: &str,
-    ) -> Result<ProcessId, ExecError> {
-        spawn::detached(
+    ) -> Result<ProcessId, Error> {
+        Ok(spawn::detached(
             &self.name,
             &spawn::SpawnRequest {
                 argv: argv.to_vec(),
@@ -98,29 +98,27 @@ impl Sandbox {
                 workdir: None,
                 log_file: log_file.to_string(),
             },
-        )
+        )?)
     }
 
-    pub fn stat(&self, path: &str) -> Result<Option<FileStat>, CapError> {
-        files::stat(&self.name, path)
+    pub fn stat(&self, path: &str) -> Result<Option<FileStat>, Error> {
+        Ok(files::stat(&self.name, path)?)
     }
 
     /// Read a whole file of at most `max` bytes; a longer file is an error,
     /// so callers never act on a silently cut document.
-    pub fn read(&self, path: &str, max: u32) -> Result<Vec<u8>, CapError> {
+    pub fn read(&self, path: &str, max: u32) -> Result<Vec<u8>, Error> {
         let content = files::read(&self.name, path, max)?;
         if content.truncated {
-            return Err(CapError::Failed(format!(
-                "{path} is larger than {max} bytes"
-            )));
+            return Err(Error::Failed(format!("{path} is larger than {max} bytes")));
         }
         Ok(content.data)
     }
 
     /// Read at most `max` bytes; `truncated` tells whether the file is
     /// longer. For logs and other files where the head is enough.
-    pub fn read_head(&self, path: &str, max: u32) -> Result<files::FileContent, CapError> {
-        files::read(&self.name, path, max)
+    pub fn read_head(&self, path: &str, max: u32) -> Result<files::FileContent, Error> {
+        Ok(files::read(&self.name, path, max)?)
     }
 
     pub fn write(
@@ -130,8 +128,8 @@ impl Sandbox {
         mode: u32,
         uid: u32,
         gid: u32,
-    ) -> Result<(), CapError> {
-        files::write(
+    ) -> Result<(), Error> {
+        Ok(files::write(
             &self.name,
             &files::WriteRequest {
                 path: path.into(),
@@ -140,42 +138,37 @@ impl Sandbox {
                 uid,
                 gid,
             },
-        )
+        )?)
     }
 
-    pub fn remove_if(&self, path: &str, if_content: Option<&[u8]>) -> Result<bool, CapError> {
-        files::remove_if(&self.name, path, if_content)
+    pub fn remove_if(&self, path: &str, if_content: Option<&[u8]>) -> Result<bool, Error> {
+        Ok(files::remove_if(&self.name, path, if_content)?)
     }
 
-    pub fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, CapError> {
-        files::list_dir(&self.name, path, 0)
+    pub fn list_dir(&self, path: &str) -> Result<Option<Vec<String>>, Error> {
+        Ok(files::list_dir(&self.name, path, 0)?)
     }
 
-    pub fn processes(&self) -> Result<Vec<processes::ProcessInfo>, CapError> {
+    pub fn processes(&self) -> Result<Vec<processes::ProcessInfo>, Error> {
         match &self.snapshot {
-            Some(s) => cached(&s.processes, || processes::all(&self.name)),
-            None => processes::all(&self.name),
+            Some(s) => cached(&s.processes, || Ok(processes::all(&self.name)?)),
+            None => Ok(processes::all(&self.name)?),
         }
     }
 
-    pub fn listeners(&self) -> Result<Vec<processes::Listener>, CapError> {
+    pub fn listeners(&self) -> Result<Vec<processes::Listener>, Error> {
         match &self.snapshot {
-            Some(s) => cached(&s.listeners, || processes::listeners(&self.name)),
-            None => processes::listeners(&self.name),
+            Some(s) => cached(&s.listeners, || Ok(processes::listeners(&self.name)?)),
+            None => Ok(processes::listeners(&self.name)?),
         }
     }
 
-    pub fn signal(&self, id: ProcessId, sig: processes::Signal) -> Result<bool, CapError> {
-        processes::send_signal(&self.name, id, sig)
+    pub fn signal(&self, id: ProcessId, sig: processes::Signal) -> Result<bool, Error> {
+        Ok(processes::send_signal(&self.name, id, sig)?)
     }
 
     /// `GET path` on the sandbox's loopback `port`, no extra headers.
-    pub fn http_get(
-        &self,
-        port: u16,
-        path: &str,
-        timeout_ms: u32,
-    ) -> Result<HttpResponse, CapError> {
+    pub fn http_get(&self, port: u16, path: &str, timeout_ms: u32) -> Result<HttpResponse, Error> {
         self.http(
             http::Route::SandboxLoopback(port),
             "GET",
@@ -192,8 +185,8 @@ impl Sandbox {
         path: &str,
         headers: &[(&str, &str)],
         timeout_ms: u32,
-    ) -> Result<HttpResponse, CapError> {
-        http::send(
+    ) -> Result<HttpResponse, Error> {
+        Ok(http::send(
             &self.name,
             &http::Request {
                 route,
@@ -204,7 +197,7 @@ impl Sandbox {
                 timeout_ms,
                 max_body: 0,
             },
-        )
+        )?)
     }
 
     pub fn websocket(
@@ -214,8 +207,8 @@ impl Sandbox {
         headers: &[(&str, &str)],
         steps: Vec<http::WsStep>,
         timeout_ms: u32,
-    ) -> Result<http::WsTranscript, CapError> {
-        http::websocket(
+    ) -> Result<http::WsTranscript, Error> {
+        Ok(http::websocket(
             &self.name,
             &http::WsRequest {
                 route,
@@ -224,15 +217,15 @@ impl Sandbox {
                 steps,
                 timeout_ms,
             },
-        )
+        )?)
     }
 
-    pub fn forward_status(&self, spec: ForwardSpec) -> Result<ForwardStatus, CapError> {
-        forward::status(&self.name, &spec)
+    pub fn forward_status(&self, spec: ForwardSpec) -> Result<ForwardStatus, Error> {
+        Ok(forward::status(&self.name, &spec)?)
     }
 
-    pub fn forward_ensure(&self, spec: ForwardSpec) -> Result<ForwardStatus, CapError> {
-        forward::ensure(&self.name, &spec)
+    pub fn forward_ensure(&self, spec: ForwardSpec) -> Result<ForwardStatus, Error> {
+        Ok(forward::ensure(&self.name, &spec)?)
     }
 }
 
@@ -277,7 +270,7 @@ impl Command<'_> {
         self
     }
 
-    pub fn run(self) -> Result<ExecOutput, ExecError> {
-        exec::run(&self.sandbox.name, &self.req)
+    pub fn run(self) -> Result<ExecOutput, Error> {
+        Ok(exec::run(&self.sandbox.name, &self.req)?)
     }
 }

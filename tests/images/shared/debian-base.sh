@@ -28,6 +28,13 @@ ensure_base_image() {
         return 0
     fi
 
+    # A fresh machine has no debootstrap: install Debian's (the builder runs as root).
+    if ! command -v debootstrap >/dev/null && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        echo "debian-base: installing debootstrap with apt" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >&2 ||
+            { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y -qq --no-install-recommends debootstrap >&2; } || true
+    fi
     command -v debootstrap >/dev/null || {
         echo "debian-base: debootstrap is required to build $tag (apt-get install debootstrap)" >&2
         return 1
