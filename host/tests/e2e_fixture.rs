@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bollard::models::ContainerStateStatusEnum;
 use e2e::{Runner, Target};
+use runner_e2e::agents::Relaunch;
 use runner_e2e::layout::{self, CIAO_CRASH_TEXT, OPENCLAW_CONFIG, OPENCLAW_PORT};
 use runner_e2e::ports::FOREIGN_BODY;
 use runner_e2e::wait::{poll_until, poll_value};
@@ -196,9 +197,7 @@ async fn kill_9_in_keepalive_is_recovered_with_a_new_pid() -> Result<()> {
     let removed = run
         .mutation_index("files.remove-if", &lock)
         .context("stale lock removal")?;
-    let spawned = run
-        .mutation_index("spawn.detached", "fixture-launch")
-        .context("launch")?;
+    let spawned = run.launch_index(e2e::OPENCLAW_LAUNCH).context("launch")?;
     assert!(
         removed < spawned,
         "lock removed before the launch\n{}",
@@ -260,9 +259,7 @@ async fn docker_restart_restages_guards_before_the_launch() -> Result<()> {
     }
     run.assert_all_healthy_after();
     // Every staged file is written before the one launch.
-    let spawned = run
-        .mutation_index("spawn.detached", "fixture-launch")
-        .context("launch")?;
+    let spawned = run.launch_index(e2e::OPENCLAW_LAUNCH).context("launch")?;
     assert_eq!(
         run.mutation_kinds()
             .iter()
@@ -323,9 +320,7 @@ async fn env_file_deleted_and_gateway_killed_never_launches_naked() -> Result<()
     let env_written = run
         .mutation_index("files.write", layout::PROXY_ENV_FILE)
         .context("env file restored")?;
-    let spawned = run
-        .mutation_index("spawn.detached", "fixture-launch")
-        .context("launch")?;
+    let spawned = run.launch_index(e2e::OPENCLAW_LAUNCH).context("launch")?;
     assert!(
         env_written < spawned,
         "env file restored before the launch\n{}",
@@ -375,7 +370,7 @@ async fn group_writable_guard_source_is_refused_and_nothing_launches() -> Result
     assert!(runner.audit().is_empty());
 
     // From outside: no gateway comes up, nothing staged, the source untouched.
-    sb.assert_no_gateway_for("fixture-gateway", OPENCLAW_PORT, Duration::from_secs(2))
+    sb.assert_no_gateway_for("openclaw gateway", OPENCLAW_PORT, Duration::from_secs(2))
         .await?;
     for staged in layout::staged_guard_paths() {
         assert_eq!(
@@ -536,18 +531,9 @@ async fn wedged_gateway_is_detected_and_replaced() -> Result<()> {
     // Replace the gateway by one that serves for a second, then stays alive
     // without a listener (OpenClaw's "Process will stay alive").
     sb.kill_gateway_9().await?;
-    sb.exec(
-        &[
-            "/usr/local/bin/fixture-launch",
-            "--mode",
-            "serve-then-wedge",
-            "--wedge-after",
-            "1",
-        ],
-        Some("0"),
-    )
-    .await?
-    .check("launch a wedging gateway")?;
+    sb.relaunch(&Relaunch::openclaw().args(&["--mode", "serve-then-wedge", "--wedge-after", "1"]))
+        .await
+        .context("launch a wedging gateway")?;
     poll_until(
         "the gateway to wedge",
         Duration::from_secs(15),
@@ -861,5 +847,98 @@ async fn gateway_that_exits_at_launch_fails_fast_with_its_log_tail() -> Result<(
     );
     // Nothing left running: the crashed gateway is not respawned behind our back.
     assert_eq!(sb.gateway_pids().await?.len(), 0);
+    Ok(())
+}
+
+/// Issue 9: a launch whose program does not exist is a deterministic failure, not a
+/// crash loop: refused, exit 1, and the report says what was not found and which
+/// setting fixes it.
+#[tokio::test]
+async fn missing_gateway_binary_is_refused_naming_the_program_and_setting() -> Result<()> {
+    let sb = healthy_keepalive("nobin").await?;
+    let port = free_port()?;
+    let t = Target::fixture(&sb, port);
+    let runner = Runner::new("nobin");
+    sb.docker_restart().await?;
+    sb.assert_no_gateway_for("openclaw gateway", OPENCLAW_PORT, Duration::from_secs(1))
+        .await?;
+    sb.exec(&["rm", "-f", "/usr/local/bin/openclaw"], Some("0"))
+        .await?
+        .check("delete the gateway program")?;
+
+    let run = runner.recover(&t).await;
+    run.expect(1, "broken");
+    run.expect_failing_layer("gateway");
+    let (_, action, after) = run.transition("gateway");
+    assert_eq!(
+        (action.as_str(), after.as_str()),
+        ("refused", "broken"),
+        "{}",
+        run.context()
+    );
+    let text = format!("{} {}", run.summary("gateway"), run.message());
+    assert!(
+        text.contains("openclaw") && text.contains("launch"),
+        "the report names the missing program and the `launch` setting: {}",
+        run.context()
+    );
+    assert!(
+        !text.contains("ExecError::"),
+        "no Rust Debug formatting in user-facing text: {}",
+        run.context()
+    );
+    assert_eq!(sb.gateway_pids().await?.len(), 0, "nothing runs");
+    Ok(())
+}
+
+/// Issue 9: a failed earlier attempt (or anything else) left a root-owned
+/// /tmp/gateway.log: the launch as user `gateway` must still work, the log then
+/// belongs to the gateway user and keeps what it had.
+#[tokio::test]
+async fn root_owned_gateway_log_left_behind_does_not_block_the_launch() -> Result<()> {
+    let sb = healthy_keepalive("rootlog").await?;
+    let port = free_port()?;
+    let t = Target::fixture(&sb, port);
+    let runner = Runner::new("rootlog");
+    sb.docker_restart().await?;
+    let old_text = "left behind by a root launch attempt\n";
+    sb.exec(
+        &[
+            "sh",
+            "-c",
+            r#"rm -f "$1" && printf '%s' "$2" >"$1" && chown 0:0 "$1" && chmod 0644 "$1""#,
+            "plant",
+            layout::GATEWAY_LOG,
+            old_text,
+        ],
+        Some("0"),
+    )
+    .await?
+    .check("plant a root-owned gateway log")?;
+    assert_eq!(
+        sb.file_meta(layout::GATEWAY_LOG).await?.as_deref(),
+        Some("regular file 0:0 644")
+    );
+
+    let run = runner.recover(&t).await;
+    run.expect(0, "recovered");
+    run.assert_link("gateway", "broken", "repaired", "healthy");
+    run.assert_all_healthy_after();
+    sb.wait_http_ok(OPENCLAW_PORT, "/health", READY).await?;
+    let meta = sb
+        .file_meta(layout::GATEWAY_LOG)
+        .await?
+        .context("gateway log")?;
+    assert!(
+        meta == format!("regular file {0}:{0} 600", layout::GATEWAY_UID)
+            || meta == format!("regular file {0}:{0} 644", layout::GATEWAY_UID),
+        "log owned by the launch user, mode 600 or 644: {meta}"
+    );
+    let log = sb.gateway_log().await?;
+    assert!(
+        log.starts_with(old_text),
+        "the old content is kept at the start: {log:?}"
+    );
+    e2e::assert_forward_after_run(&run, port, "/health").await;
     Ok(())
 }

@@ -252,9 +252,7 @@ async fn kill_9_then_env_file_then_group_writable_source() -> Result<()> {
     let run = runner.recover(&t).await;
     run.assert_link("guards", "healthy", "none", "healthy");
     run.assert_link("locks", "broken", "repaired", "healthy");
-    let spawned = run
-        .mutation_index("spawn.detached", "gateway-launch")
-        .context("launch")?;
+    let spawned = run.launch_index(e2e::OPENCLAW_LAUNCH).context("launch")?;
     for lock in &locks {
         let removed = run
             .mutation_index("files.remove-if", lock)
@@ -285,9 +283,7 @@ async fn kill_9_then_env_file_then_group_writable_source() -> Result<()> {
     let env_written = run
         .mutation_index("files.write", layout::PROXY_ENV_FILE)
         .context("env file restored")?;
-    let spawned = run
-        .mutation_index("spawn.detached", "gateway-launch")
-        .context("launch")?;
+    let spawned = run.launch_index(e2e::OPENCLAW_LAUNCH).context("launch")?;
     assert!(
         env_written < spawned,
         "env file restored after the launch\n{}",
@@ -450,9 +446,7 @@ async fn cors_hot_reload_then_docker_restart_then_recreate_under_the_same_hostna
     );
     let run = runner.recover(&t).await;
     run.assert_link("guards", "broken", "repaired", "healthy");
-    let spawned = run
-        .mutation_index("spawn.detached", "gateway-launch")
-        .context("launch")?;
+    let spawned = run.launch_index(e2e::OPENCLAW_LAUNCH).context("launch")?;
     let mut staged = layout::staged_guard_paths();
     staged.push(layout::PROXY_ENV_FILE.into());
     for path in &staged {
@@ -629,9 +623,7 @@ async fn recreate_with_a_new_hostname_reclaims_the_stale_lease_and_recovers() ->
         "{}",
         run.context()
     );
-    let spawned = run
-        .mutation_index("spawn.detached", "gateway-launch")
-        .context("launch")?;
+    let spawned = run.launch_index(e2e::OPENCLAW_LAUNCH).context("launch")?;
     assert!(
         released < spawned,
         "lease released after the launch\n{}",

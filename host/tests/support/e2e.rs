@@ -21,14 +21,32 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Backstop for one runner invocation (its own `--timeout` is shorter).
 const PROCESS_LIMIT: Duration = Duration::from_secs(300);
 
-/// The fixture image's own gateway, launcher and origin endpoint
-/// (plugins/README.md, "The fixture image").
+/// What the fixture image genuinely lays out differently from a NemoClaw OpenClaw
+/// sandbox: no packaged env file (PID 1 generates it) and an HTTP origin endpoint
+/// instead of the WebSocket handshake. Its gateway is started like OpenClaw's
+/// (`openclaw gateway run --port 18789` as `gateway`), so no launch setting.
 pub const FIXTURE_SETTINGS: &[(&str, &str)] = &[
-    ("gateway-process", "fixture-gateway"),
-    ("launch", "/usr/local/bin/fixture-launch"),
     ("env-file-source", ""),
     ("origin-check", "http:/origin-check"),
 ];
+
+/// The tail of the default OpenClaw relaunch argv (also the fixture's), as the audit
+/// detail of `spawn.detached` shows it (after `sh -c … ENV_FILE`).
+pub const OPENCLAW_LAUNCH: &str = "openclaw gateway run --port 18789";
+/// The default Hermes relaunch (no `--port`, NemoClaw#2894).
+pub const HERMES_LAUNCH: &str = "hermes gateway run";
+/// The relay layout's relay, as runner's repair launches it.
+pub const HERMES_RELAY_LAUNCH: &str =
+    "socat TCP-LISTEN:8642,bind=127.0.0.1,reuseaddr,fork TCP:127.0.0.1:18642";
+
+/// An audit detail's words without the quoting of an argv list (`["a", "b"]` → `a b`).
+pub fn detail_words(detail: &str) -> String {
+    detail
+        .replace(['"', ',', '[', ']', '\'', '`'], " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// What one `runner status|recover` is pointed at.
 #[derive(Debug, Clone)]
@@ -408,6 +426,14 @@ impl Run {
     }
 
     /// Index of the first mutation of `kind` whose detail contains `needle`.
+    /// Index of the `spawn.detached` mutation whose argv contains `words` in order
+    /// (e.g. [`OPENCLAW_LAUNCH`]), however the detail quotes the argv.
+    pub fn launch_index(&self, words: &str) -> Option<usize> {
+        self.mutations()
+            .iter()
+            .position(|m| m.kind == "spawn.detached" && detail_words(&m.detail).contains(words))
+    }
+
     pub fn mutation_index(&self, kind: &str, needle: &str) -> Option<usize> {
         self.mutations()
             .iter()

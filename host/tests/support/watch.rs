@@ -15,9 +15,8 @@ use runner_e2e::{Engine, Mode, SandboxSpec, free_port, images};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The fixture's genuine layout differences (see e2e.rs FIXTURE_SETTINGS); no launch label.
 pub const FIXTURE_LABELS: &[(&str, &str)] = &[
-    ("runner.gateway-process", "fixture-gateway"),
-    ("runner.launch", "/usr/local/bin/fixture-launch"),
     ("runner.env-file-source", ""),
     ("runner.origin-check", "http:/origin-check"),
 ];

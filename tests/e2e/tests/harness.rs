@@ -128,7 +128,8 @@ async fn gateway_runs_as_user_gateway_and_is_found_by_name() -> Result<()> {
         .await?
         .context("cmdline")?;
     assert_eq!(
-        cmdline, "openclaw\0gateway\0run\0--port\018789\0",
+        cmdline.split('\0').collect::<Vec<_>>(),
+        ["openclaw", "gateway", "run", "--port", "18789", ""],
         "the fixture runs as OpenClaw's own command line"
     );
     let status = sb
