@@ -39,10 +39,13 @@ pub const HERMES_LAUNCH: &str = "hermes gateway run";
 pub const HERMES_RELAY_LAUNCH: &str =
     "socat TCP-LISTEN:8642,bind=127.0.0.1,reuseaddr,fork TCP:127.0.0.1:18642";
 
-/// An audit detail's words without the quoting of an argv list (`["a", "b"]` → `a b`).
+/// An audit detail's words without the quoting of an argv list (`["a", "b,c"]` → `a b,c`).
 pub fn detail_words(detail: &str) -> String {
+    // Only the list punctuation goes: commas inside an argument (socat's
+    // `TCP-LISTEN:8642,bind=…`) stay.
     detail
-        .replace(['"', ',', '[', ']', '\'', '`'], " ")
+        .replace("\", \"", " ")
+        .replace(['"', '[', ']', '`'], " ")
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
