@@ -4,7 +4,7 @@
 # build when runner-test/hermes:<hash> exists.
 #
 # 1. Base image: debootstrap --variant=minbase of Debian bookworm + python3 (3.11; hermes-agent needs <3.14) +
-#    python3-venv (+ procps for humans), trimmed, `docker import`ed as runner-base/bookworm-python3:<key>
+#    python3-venv + socat (the relay of SANDBOX_LAYOUT=relay, NemoClaw's managed Hermes) (+ procps for humans), trimmed, `docker import`ed as runner-base/bookworm-python3:<key>
 #    (../shared/debian-base.sh; reused while its definition is unchanged).
 # 2. Dockerfile with BuildKit and --network host (../shared/agent-image.sh): venv /opt/hermes from
 #    requirements.lock (hermes-agent 0.19.0 + aiohttp 3.14.1 and every dependency pinned), the sandbox layout
