@@ -141,14 +141,8 @@ async fn demo(
             "runner.origin-check".to_string(),
             "http:/origin-check".to_string(),
         ),
-        (
-            "runner.gateway-process".to_string(),
-            "fixture-gateway".to_string(),
-        ),
-        (
-            "runner.launch".to_string(),
-            "/usr/local/bin/fixture-launch".to_string(),
-        ),
+        // Its gateway is installed as `openclaw`, so NemoClaw's default
+        // relaunch (`openclaw gateway run --port 18789` as `gateway`) works.
         // The fixture has no packaged env file: the plugin writes it.
         ("runner.env-file-source".to_string(), String::new()),
     ]);
