@@ -267,8 +267,6 @@ async fn forward_outlives_the_command_that_started_it() {
             &origin,
             "--set",
             "origin-check=http:/origin-check",
-            "--set",
-            "gateway-process=fixture-gateway",
             "--json",
             "--timeout",
             "60s",

@@ -101,8 +101,8 @@ mod tests {
             "bash"
         )));
         assert!(!m(&p(
-            &["/bin/bash", "/usr/local/bin/gateway-launch"],
-            "gateway-launch"
+            &["/bin/bash", "/usr/local/bin/some-launcher"],
+            "some-launcher"
         )));
     }
 
