@@ -16,13 +16,12 @@ mod matcher;
 
 use config::Config;
 use runner_plugin_sdk::bindings::runner::plugin::types::LinkReport;
-use runner_plugin_sdk::gateway::{self, GatewaySpec, LaunchSpec, RepairPlan, StopBudget};
-use runner_plugin_sdk::launch::{self, DefaultLaunch, UserRule};
+use runner_plugin_sdk::gateway::{self, GatewaySpec, Relaunch};
+use runner_plugin_sdk::launch::{DefaultLaunch, UserRule};
 use runner_plugin_sdk::{
     Health, Plugin, PluginInfo, ProcessInfo, RepairOutcome, Sandbox, Settings, Target, forward,
     locks, log, plugin_info,
 };
-use std::time::Duration;
 
 const LINKS: &[(&str, &str, &[&str])] = &[
     (
@@ -191,30 +190,21 @@ fn repair_gateway(
         origin: "NemoClaw's relaunch",
         users: &users,
     };
-    let (argv, user, chosen) =
-        match launch::resolve(sandbox, &cfg.launch, cfg.launch_user.as_deref(), default) {
-            Ok(r) => r,
-            Err(e) => return RepairOutcome::Failed(format!("cannot choose the launch: {e}")),
-        };
     let spec = spec(cfg, is_gw);
-    let plan = RepairPlan {
-        spec: &spec,
-        launch: LaunchSpec {
-            argv,
-            user: Some(user),
-            env: cfg.launch_env.clone(),
-            env_file: Some(cfg.env_file.clone()),
-            log_file: cfg.gateway_log.clone(),
-            chosen,
-            fix: "set `launch` (label `runner.launch`) to the gateway's command".into(),
+    gateway::relaunch(
+        sandbox,
+        &spec,
+        Relaunch {
+            launch: &cfg.launch,
+            launch_user: cfg.launch_user.as_deref(),
+            env: &cfg.launch_env,
+            env_file: Some(&cfg.env_file),
+            log_file: &cfg.gateway_log,
+            stop_timeout_ms: cfg.stop_timeout_ms,
+            settle_ms: cfg.launch_settle_ms,
+            default,
         },
-        stop: StopBudget {
-            term: Duration::from_millis(cfg.stop_timeout_ms.into()),
-            kill: Duration::from_secs(3),
-        },
-        settle: Duration::from_millis(cfg.launch_settle_ms.into()),
-    };
-    gateway::repair(sandbox, &plan)
+    )
 }
 
 runner_plugin_sdk::export_plugin!(OpenClaw);

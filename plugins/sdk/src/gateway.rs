@@ -602,6 +602,49 @@ pub struct RepairPlan<'a> {
     pub settle: Duration,
 }
 
+/// The relaunch settings every gateway plugin declares (`launch`,
+/// `launch-user`, `launch-env`, `gateway-log`, `stop-timeout-ms`,
+/// `launch-settle-ms`), typed.
+pub struct Relaunch<'a> {
+    /// Empty = the agent's own relaunch (`default`).
+    pub launch: &'a [String],
+    /// `None` = chosen from the sandbox (`default.users`).
+    pub launch_user: Option<&'a str>,
+    pub env: &'a [(String, String)],
+    pub env_file: Option<&'a str>,
+    pub log_file: &'a str,
+    pub stop_timeout_ms: u32,
+    pub settle_ms: u32,
+    pub default: crate::launch::DefaultLaunch<'a>,
+}
+
+/// [`repair`] with the launch resolved from the settings and the sandbox.
+pub fn relaunch(sandbox: &Sandbox, spec: &GatewaySpec<'_>, r: Relaunch<'_>) -> RepairOutcome {
+    let (argv, user, chosen) =
+        match crate::launch::resolve(sandbox, r.launch, r.launch_user, r.default) {
+            Ok(x) => x,
+            Err(e) => return RepairOutcome::Failed(format!("cannot choose the launch: {e}")),
+        };
+    let plan = RepairPlan {
+        spec,
+        launch: LaunchSpec {
+            argv,
+            user: Some(user),
+            env: r.env.to_vec(),
+            env_file: r.env_file.map(str::to_string),
+            log_file: r.log_file.to_string(),
+            chosen,
+            fix: "set `launch` (label `runner.launch`) to the gateway's command".into(),
+        },
+        stop: StopBudget {
+            term: Duration::from_millis(r.stop_timeout_ms.into()),
+            kill: Duration::from_secs(3),
+        },
+        settle: Duration::from_millis(r.settle_ms.into()),
+    };
+    repair(sandbox, &plan)
+}
+
 /// The `gateway` link's repair, after the plugin's own preconditions (e.g.
 /// the guard chain): re-observe; do nothing if healthy; refuse a foreign or
 /// unidentified port owner; retire old gateways by identity; refuse if the
@@ -729,7 +772,7 @@ fn port_holder(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::tests::proc_;
+    use crate::process::tests::{listener, proc_};
 
     fn is_gw(p: &ProcessInfo) -> bool {
         process::program_is(p, &["openclaw-gateway"])
@@ -747,17 +790,6 @@ mod tests {
             is_gateway: &is_gw,
             log_file: Some("/tmp/gateway.log"),
             wedge_markers: &["Process will stay alive"],
-        }
-    }
-
-    fn listener(pid: u32, start: u64) -> Listener {
-        Listener {
-            address: "127.0.0.1".into(),
-            port: 18789,
-            owner: Some(ProcessId {
-                pid,
-                start_time: start,
-            }),
         }
     }
 

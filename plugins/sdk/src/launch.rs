@@ -448,22 +448,11 @@ pub fn log_tail(sandbox: &Sandbox, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::tests::proc_;
+    use crate::process::tests::{listener, proc_};
 
     fn is_gw(p: &ProcessInfo) -> bool {
         process::program_is(p, &["openclaw-gateway"])
             || process::invocation(p, &["openclaw"], &["gateway", "run"]).is_some()
-    }
-
-    fn listener(pid: u32, start: u64) -> Listener {
-        Listener {
-            address: "127.0.0.1".into(),
-            port: 18789,
-            owner: Some(ProcessId {
-                pid,
-                start_time: start,
-            }),
-        }
     }
 
     fn id(pid: u32, start_time: u64) -> ProcessId {

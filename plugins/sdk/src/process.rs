@@ -168,6 +168,18 @@ pub fn age_secs(start_time: u64, uptime_ticks: u64) -> u64 {
 pub(crate) mod tests {
     use super::*;
 
+    /// A listener on 127.0.0.1:18789 held by `pid`/`start`.
+    pub(crate) fn listener(pid: u32, start: u64) -> crate::Listener {
+        crate::Listener {
+            address: "127.0.0.1".into(),
+            port: 18789,
+            owner: Some(ProcessId {
+                pid,
+                start_time: start,
+            }),
+        }
+    }
+
     pub(crate) fn proc_(pid: u32, start: u64, ppid: u32, state: &str, cmd: &[&str]) -> ProcessInfo {
         ProcessInfo {
             id: ProcessId {
