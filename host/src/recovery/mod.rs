@@ -77,6 +77,9 @@ struct Ledger {
     before: HashMap<String, State>,
     action: HashMap<String, Action>,
     ms: HashMap<String, u64>,
+    /// Why a repair found nothing to do (e.g. the sandbox's own supervisor
+    /// relaunched the gateway): shown as the link's `not-needed` evidence.
+    not_needed: HashMap<String, String>,
 }
 
 impl Engine<'_> {
@@ -168,6 +171,7 @@ impl Engine<'_> {
                 .collect(),
             action: HashMap::new(),
             ms: HashMap::new(),
+            not_needed: HashMap::new(),
         };
         let mut current = first;
 
@@ -346,6 +350,12 @@ impl Engine<'_> {
                 at_ms = started.elapsed().as_millis() as u64,
                 "repair returned"
             );
+            // Nothing done by runner: a link that then proves healthy is
+            // credited to whoever fixed it, not reported as repaired.
+            let not_needed = match &outcome {
+                RepairOutcome::NotNeeded(why) => Some(why.clone()),
+                _ => None,
+            };
             // Prove it: poll until this link is healthy or time runs out.
             self.progress.phase(&format!("verifying {link}"));
             *current = self
@@ -360,14 +370,15 @@ impl Engine<'_> {
                 at_ms = started.elapsed().as_millis() as u64,
                 "verification done"
             );
-            ledger.action.insert(
-                link.clone(),
-                if healthy {
-                    Action::Repaired
-                } else {
-                    Action::Failed
-                },
-            );
+            let action = match (&not_needed, healthy) {
+                (Some(why), true) => {
+                    ledger.not_needed.insert(link.clone(), why.clone());
+                    Action::None
+                }
+                (_, true) => Action::Repaired,
+                (_, false) => Action::Failed,
+            };
+            ledger.action.insert(link.clone(), action);
             ledger
                 .ms
                 .insert(link.clone(), link_started.elapsed().as_millis() as u64);
@@ -622,7 +633,15 @@ fn link_entries(plugin: &Plugin, reports: &[LinkReport], ledger: &Ledger) -> Vec
                                 .map(|Kv { key, value }| (key.clone(), value.clone()))
                                 .collect::<Vec<_>>()
                         })
-                        .unwrap_or_default(),
+                        .unwrap_or_default()
+                        .into_iter()
+                        .chain(
+                            ledger
+                                .not_needed
+                                .get(&spec.id)
+                                .map(|w| ("not-needed".to_string(), w.clone())),
+                        )
+                        .collect::<Vec<_>>(),
                 ),
                 ms: ledger.ms.get(&spec.id).copied().unwrap_or(0),
             }
@@ -651,6 +670,7 @@ fn unknown_links(plugin: &Plugin, message: &str) -> Vec<LinkEntry> {
         before: HashMap::new(),
         action: HashMap::new(),
         ms: HashMap::new(),
+        not_needed: HashMap::new(),
     };
     link_entries(plugin, &reports, &ledger)
 }

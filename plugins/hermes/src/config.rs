@@ -38,6 +38,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "user that runs `launch`; empty = the owner of hermes-home (the gateway writes there), else `gateway`, else `sandbox`",
     ),
     (
+        "supervisor",
+        "nemoclaw-start",
+        "comma-separated PID-1 programs that relaunch the gateway themselves (NemoClaw's supervised entrypoint); with one of them as PID 1, runner waits up to supervisor-grace-s for its gateway before launching one, and credits it",
+    ),
+    (
+        "supervisor-grace-s",
+        "10",
+        "longest wait for the sandbox's own supervisor to launch the gateway",
+    ),
+    (
         "launch-env",
         "",
         "extra environment for `launch`, NAME=VALUE words (HERMES_HOME is always set)",
@@ -103,6 +113,7 @@ pub struct Config {
     pub launch: Vec<String>,
     pub launch_user: Option<String>,
     pub launch_env: Vec<(String, String)>,
+    pub supervisor: runner_plugin_sdk::supervisor::SupervisorSpec,
     pub env_file: Option<String>,
     pub gateway_log: String,
     pub health_path: String,
@@ -160,6 +171,10 @@ impl Config {
             launch: s.argv("launch")?,
             launch_user,
             launch_env,
+            supervisor: runner_plugin_sdk::supervisor::SupervisorSpec {
+                names: s.list("supervisor")?,
+                grace: std::time::Duration::from_secs(s.u32("supervisor-grace-s")?.into()),
+            },
             env_file,
             gateway_log: s.path("gateway-log")?.to_string(),
             health_path,

@@ -157,6 +157,7 @@ fn repair_gateway(
             stop_timeout_ms: cfg.stop_timeout_ms,
             settle_ms: cfg.launch_settle_ms,
             default,
+            supervisor: (!cfg.supervisor.names.is_empty()).then(|| cfg.supervisor.clone()),
         },
     )
 }

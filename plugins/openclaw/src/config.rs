@@ -42,6 +42,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "user that runs `launch`; empty = `gateway` when the sandbox has that user (NemoClaw), else the owner of state-dir, else `sandbox`",
     ),
     (
+        "supervisor",
+        "nemoclaw-start",
+        "comma-separated PID-1 programs that relaunch the gateway themselves (NemoClaw's supervised entrypoint); with one of them as PID 1, runner waits up to supervisor-grace-s for its gateway before launching one, and credits it",
+    ),
+    (
+        "supervisor-grace-s",
+        "10",
+        "longest wait for the sandbox's own supervisor to launch the gateway",
+    ),
+    (
         "launch-env",
         "",
         "extra environment for `launch`, NAME=VALUE words",
@@ -134,6 +144,7 @@ pub struct Config {
     pub launch: Vec<String>,
     pub launch_user: Option<String>,
     pub launch_env: Vec<(String, String)>,
+    pub supervisor: runner_plugin_sdk::supervisor::SupervisorSpec,
     pub guard_source_dir: String,
     pub guards: Vec<String>,
     pub staged_dir: String,
@@ -202,6 +213,10 @@ impl Config {
             launch: s.argv("launch")?,
             launch_user,
             launch_env: s.env("launch-env")?,
+            supervisor: runner_plugin_sdk::supervisor::SupervisorSpec {
+                names: s.list("supervisor")?,
+                grace: std::time::Duration::from_secs(s.u32("supervisor-grace-s")?.into()),
+            },
             guard_source_dir: s.path("guard-source-dir")?.to_string(),
             guards,
             staged_dir: s.path("staged-dir")?.to_string(),

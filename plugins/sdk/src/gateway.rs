@@ -600,6 +600,8 @@ pub struct RepairPlan<'a> {
     /// Longest wait after spawning for the gateway to listen (see
     /// [`launch`]); it ends early once the gateway listens or has exited.
     pub settle: Duration,
+    /// The sandbox's own supervisor, given a window before any launch.
+    pub supervisor: Option<crate::supervisor::SupervisorSpec>,
 }
 
 /// The relaunch settings every gateway plugin declares (`launch`,
@@ -616,6 +618,7 @@ pub struct Relaunch<'a> {
     pub stop_timeout_ms: u32,
     pub settle_ms: u32,
     pub default: crate::launch::DefaultLaunch<'a>,
+    pub supervisor: Option<crate::supervisor::SupervisorSpec>,
 }
 
 /// [`repair`] with the launch resolved from the settings and the sandbox.
@@ -641,6 +644,7 @@ pub fn relaunch(sandbox: &Sandbox, spec: &GatewaySpec<'_>, r: Relaunch<'_>) -> R
             kill: Duration::from_secs(3),
         },
         settle: Duration::from_millis(r.settle_ms.into()),
+        supervisor: r.supervisor,
     };
     repair(sandbox, &plan)
 }
@@ -703,6 +707,23 @@ pub fn repair(sandbox: &Sandbox, plan: &RepairPlan<'_>) -> RepairOutcome {
         }
         retired
     };
+    if let Some(sup) = &plan.supervisor {
+        use crate::supervisor::{Wait, wait_for};
+        match wait_for(sandbox, sup, spec.is_gateway, &retired) {
+            Ok(Wait::Launched {
+                supervisor,
+                gateway,
+                after_ms,
+            }) => {
+                return RepairOutcome::NotNeeded(format!(
+                    "the sandbox's own supervisor ({supervisor}) launched gateway pid {} (start time {}) {after_ms} ms into runner's wait; not launching a second one",
+                    gateway.pid, gateway.start_time
+                ));
+            }
+            Ok(Wait::NoSupervisor) | Ok(Wait::Nothing { .. }) => {}
+            Err(e) => return RepairOutcome::Failed(format!("cannot list processes: {e}")),
+        }
+    }
     match launch(
         sandbox,
         &plan.launch,

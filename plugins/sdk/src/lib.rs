@@ -44,6 +44,7 @@ pub mod report;
 pub mod sandbox;
 pub mod settings;
 pub mod shell_env;
+pub mod supervisor;
 pub mod users;
 
 pub use bindings::exports::runner::plugin::plugin::Guest as Plugin;

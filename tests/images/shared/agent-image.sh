@@ -46,6 +46,7 @@ agent_image_build() {
     trap "rm -rf -- '$ctx'" EXIT
     cp -a -- "$dir/." "$ctx/"
     install -D -m 0755 -- "$AGENT_IMAGE_SHARED/sandbox-entry" "$ctx/rootfs/usr/local/bin/sandbox-entry"
+    ln -sf sandbox-entry "$ctx/rootfs/usr/local/bin/nemoclaw-start"
     install -D -m 0644 -- "$AGENT_IMAGE_SHARED/sandbox-lib.sh" "$ctx/rootfs/usr/local/lib/sandbox/lib.sh"
 
     log="$RUNNER_IMAGE_CACHE/logs/$name-build.log"
