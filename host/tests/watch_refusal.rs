@@ -89,3 +89,43 @@ async fn missing_gateway_program_is_tried_once_then_quarantined_until_the_contai
     sb.remove().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_configured_sandboxes_are_refused_at_start_each_named() -> Result<()> {
+    let state = std::env::temp_dir().join(format!("runner-watch-badcfg-{}", token("badcfg")));
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state)?;
+    let config = state.join("watch.toml");
+    std::fs::write(
+        &config,
+        "labels = false\n\
+         [[sandbox]]\nname = \"a\"\nplugin = \"/nonexistent/agent.wasm\"\n\
+         [[sandbox]]\nname = \"b\"\nplugin = \"openclaw\"\nsettings = { no-such-key = \"1\" }\n\
+         [[sandbox]]\nname = \"c\"\nplugin = \"openclaw\"\nsettings = { host-port = \"18800\" }\n",
+    )?;
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+            .args(["watch", "--config"])
+            .arg(&config)
+            .env("RUNNER_STATE_DIR", &state)
+            .env("RUNNER_CACHE_DIR", watch::cache_dir())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await??;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("[[sandbox]] a"), "{stderr}");
+    assert!(
+        stderr.contains("[[sandbox]] b") && stderr.contains("no-such-key"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("[[sandbox]] c"),
+        "a valid entry is not a problem: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&state);
+    Ok(())
+}

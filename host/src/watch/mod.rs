@@ -87,6 +87,9 @@ const MIN_DISCOVERY: Duration = Duration::from_secs(30);
 pub enum WatchError {
     #[error("{0}")]
     Engine(#[from] BackendError),
+    /// Configured sandboxes that cannot be recovered as written (exit 2).
+    #[error("the watch config cannot be used: {}", .0.join("; "))]
+    Config(Vec<String>),
     #[error("cannot listen for metrics on {addr}: {source}")]
     Metrics {
         addr: SocketAddr,
@@ -148,9 +151,64 @@ struct Shared {
     opts: WatchOptions,
     origin: Instant,
     shutdown: watch::Receiver<bool>,
+    /// Per sandbox: the configuration problem last logged at ERROR, so a
+    /// bad setting is reported once per change, not on every pass.
+    reported: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl Shared {
+    /// Log a configuration problem of `sandbox` at ERROR the first time it
+    /// is seen (or when it changes), at DEBUG after that.
+    fn config_problem(&self, sandbox: &str, problem: String) {
+        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        if reported.get(sandbox) == Some(&problem) {
+            tracing::debug!(sandbox, "still: {problem}");
+            return;
+        }
+        tracing::error!(
+            sandbox,
+            "{problem}; runner watch leaves this sandbox alone until its settings change"
+        );
+        reported.insert(sandbox.to_string(), problem);
+    }
+
+    fn config_ok(&self, sandbox: &str) {
+        self.reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(sandbox);
+    }
+
+    /// Every `[[sandbox]]` of the config: its plugin loads and its settings
+    /// are ones the plugin declares. All problems at once.
+    async fn validate_config(&self) -> Result<(), WatchError> {
+        let mut problems = Vec::new();
+        for entry in &self.opts.config.sandbox {
+            match self.plugin(&entry.plugin).await {
+                Err(e) => problems.push(format!(
+                    "[[sandbox]] {}: plugin {}: {e}",
+                    entry.name, entry.plugin
+                )),
+                Ok(p) => {
+                    let set: Vec<(String, String)> = entry
+                        .settings
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    if let Err(e) =
+                        crate::settings::resolve(&p.info.name, &p.info.settings, &[&set])
+                    {
+                        problems.push(format!("[[sandbox]] {}: {e}", entry.name));
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(WatchError::Config(problems))
+        }
+    }
     /// Policy time: monotonic, since the watcher started.
     fn now(&self) -> Duration {
         self.origin.elapsed()
@@ -169,7 +227,7 @@ impl Shared {
             self.runtime
                 .load(&source)
                 .await
-                .map_err(|e| format!("{e:?}"))?,
+                .map_err(|e| e.to_string())?,
         );
         plugins.insert(name.to_string(), plugin.clone());
         Ok(plugin)
@@ -219,7 +277,9 @@ pub async fn run(
         origin: Instant::now(),
         shutdown: shutdown.clone(),
         opts,
+        reported: std::sync::Mutex::new(HashMap::new()),
     });
+    shared.validate_config().await?;
     let mut workers: HashMap<String, Worker> = HashMap::new();
     let mut shutdown_rx = shutdown.clone();
     let discovery_every = shared.opts.interval.max(MIN_DISCOVERY);
@@ -939,7 +999,7 @@ async fn repair(
     let plugin = match shared.plugin(&target.plugin).await {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(sandbox = name, plugin = %target.plugin, "cannot load plugin: {e}");
+            shared.config_problem(name, format!("cannot load plugin {}: {e}", target.plugin));
             return later;
         }
     };
@@ -982,9 +1042,12 @@ async fn repair(
         })
         .await
     {
-        Ok(r) => r,
+        Ok(r) => {
+            shared.config_ok(name);
+            r
+        }
         Err(e) => {
-            tracing::error!(sandbox = name, "configuration error: {e}");
+            shared.config_problem(name, format!("configuration error: {e}"));
             return later;
         }
     };
