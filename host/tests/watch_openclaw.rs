@@ -102,3 +102,69 @@ async fn docker_restart_of_a_labelled_openclaw_sandbox_heals_through_the_forward
     sb.remove().await?;
     Ok(())
 }
+
+/// The same for the REAL Hermes 0.19.0 gateway in NemoClaw's managed
+/// layout (gateway on 18642, socat relay on 8642), default settings only:
+/// after `docker restart` watch brings back gateway and relay, healthy
+/// through the forward on 8642.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_restart_of_a_labelled_hermes_relay_sandbox_heals_through_the_forward_without_a_command()
+-> Result<()> {
+    use runner_e2e::agents::hermes;
+    let engine = Engine::connect().await?;
+    let image = images::ensure("hermes").await?;
+    let scope = token("hermes-restart");
+    let port = free_port()?;
+    let spec = hermes::relay_layout(hermes::spec(image))
+        .mode(Mode::Keepalive)
+        .name_prefix("watch-hm")
+        .label("runner.plugin", "hermes")
+        .label(SCOPE_LABEL, &scope)
+        .label("runner.host-port", port.to_string());
+    let sb = Sandbox::create(&engine, spec).await?;
+    sb.wait_http_ok(hermes::PORT, "/health", Duration::from_secs(60))
+        .await?;
+    let w = Watch::start("hermes-restart", &scope, "timeout = 60", "30s").await?;
+    poll_until(
+        "Hermes through the forward after discovery",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || health_through_forward(port),
+    )
+    .await
+    .map_err(|e| e.context(w.log_text()))?;
+
+    let t0 = Instant::now();
+    sb.restart_with_grace(2).await?;
+    poll_until(
+        "Hermes through the forward after the restart",
+        Duration::from_secs(90),
+        Duration::from_millis(100),
+        || health_through_forward(port),
+    )
+    .await
+    .map_err(|e| e.context(w.log_text()))?;
+    eprintln!(
+        "MEASURED hermes (relay layout): healthy through the forward {:.2?} after the restart call",
+        t0.elapsed()
+    );
+    w.wait_log(
+        &["recover finished", "trigger=\"start\"", "outcome=recovered"],
+        1,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let spawned: Vec<String> = w
+        .audit(sb.name())
+        .iter()
+        .filter(|r| r["action"] == "spawn.detached")
+        .filter_map(|r| r["link"].as_str().map(str::to_string))
+        .collect();
+    ensure!(
+        spawned.iter().any(|l| l == "gateway") && spawned.iter().any(|l| l == "relay"),
+        "gateway and relay relaunched: {spawned:?}"
+    );
+    w.terminate()?;
+    sb.remove().await?;
+    Ok(())
+}
