@@ -10,6 +10,7 @@ use crate::conformance::{self, SuiteError};
 use crate::plugins::PluginSource;
 use crate::settings;
 
+use super::output;
 use super::plugin_cmd::{fail, new_runtime};
 use super::{ConformanceArgs, exit};
 
@@ -32,17 +33,17 @@ pub async fn run(args: ConformanceArgs) -> ExitCode {
             return fail(exit::USAGE, &e.to_string());
         }
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
-        );
-    } else {
-        print!("{}", report.render());
-    }
-    ExitCode::from(if report.conformant {
+    let code = if report.conformant {
         exit::HEALTHY
     } else {
         exit::BROKEN
-    })
+    };
+    if args.json {
+        output::print_json(&serde_json::to_string_pretty(&report).expect("report serializes"));
+    } else {
+        // The rendering quotes what the plugin said: no raw control
+        // characters reach the terminal.
+        output::print(&output::escape_lines(&report.render()));
+    }
+    ExitCode::from(code)
 }

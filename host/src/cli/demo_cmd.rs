@@ -23,6 +23,7 @@ use crate::forward::ForwardRegistry;
 use crate::recovery::report::{Mode, Outcome};
 use crate::recovery::{Engine, Quiet, RunRequest};
 
+use super::output::{self, outln};
 use super::plugin_cmd::{fail, load_or_exit, new_runtime};
 use super::{DemoArgs, exit};
 
@@ -36,7 +37,7 @@ struct Cleanup {
 impl Cleanup {
     async fn run(&self) {
         if self.keep {
-            println!(
+            outln!(
                 "\nkept sandbox {} (remove with: docker rm -f {0} && docker volume rm {0})",
                 self.name
             );
@@ -60,10 +61,13 @@ impl Cleanup {
 }
 
 fn banner(text: &str) {
-    println!("\n━━ {text}");
+    outln!("\n━━ {text}");
 }
 
 pub async fn run(args: DemoArgs) -> ExitCode {
+    if let Err(e) = super::docker_host::check_env() {
+        return fail(exit::USAGE, &e);
+    }
     let backend = match DockerBackend::connect().await {
         Ok(b) => b,
         Err(e) => {
@@ -185,9 +189,7 @@ async fn demo(
     if let Err(e) = wait_gateway(docker, name, Duration::from_secs(30)).await {
         return fail(exit::UNKNOWN, &e);
     }
-    println!(
-        "   gateway up inside the sandbox; the dashboard would be http://127.0.0.1:{host_port}"
-    );
+    outln!("   gateway up inside the sandbox; the dashboard would be http://127.0.0.1:{host_port}");
 
     banner("2/5 breaking it the way a container restart does: `docker restart` wipes /tmp");
     let restarted = docker
@@ -199,7 +201,7 @@ async fn demo(
     if let Err(e) = restarted {
         return fail(exit::UNKNOWN, &format!("docker restart failed: {e}"));
     }
-    println!(
+    outln!(
         "   guards, env file and gateway are gone (keepalive mode never relaunches); no forward on :{host_port}"
     );
 
@@ -241,15 +243,15 @@ async fn demo(
             Ok(r) => r,
             Err(e) => return fail(exit::USAGE, &e.to_string()),
         };
-        print!("{}", report.to_human());
-        println!(
+        output::print(&report.to_human());
+        outln!(
             "   (exit code {}, {} ms)",
             report.outcome.exit_code(),
             started.elapsed().as_millis()
         );
         last = report.outcome;
     }
-    println!(
+    outln!(
         "\nEvery mutation above is in the audit log: {}",
         audit_path.display()
     );

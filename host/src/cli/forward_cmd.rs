@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, Subcommand};
 
+use crate::audit::{AuditLog, AuditRecord};
 use crate::backend::Backend;
 use crate::backend::docker::DockerBackend;
 use crate::backend::local::LocalBackend;
@@ -16,6 +17,7 @@ use crate::forward::{
     ForwardError, ForwardRegistry, ForwardRow, ForwardSpec, StopOutcome, StopResult,
 };
 
+use super::output::{self, escape_control as e};
 use super::plugin_cmd::fail;
 use super::{BackendKind, exit, parse_duration};
 
@@ -74,6 +76,14 @@ pub struct ServeArgs {
 }
 
 pub async fn run(cmd: ForwardCommand) -> ExitCode {
+    if let ForwardCommand::Stop(StopArgs {
+        sandbox: Some(sandbox),
+        ..
+    }) = &cmd
+        && sandbox.trim().is_empty()
+    {
+        return fail(exit::USAGE, "--sandbox is empty; name a sandbox");
+    }
     match cmd {
         ForwardCommand::List { json } => list(json).await,
         ForwardCommand::Stop(args) => stop(args).await,
@@ -83,17 +93,14 @@ pub async fn run(cmd: ForwardCommand) -> ExitCode {
 
 async fn list(json: bool) -> ExitCode {
     let rows = ForwardRegistry::detached().rows().await;
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).expect("rows serialize")
-        );
+    let text = if json {
+        serde_json::to_string_pretty(&rows).expect("rows serialize") + "\n"
     } else if rows.is_empty() {
-        println!("No forwards.");
+        "No forwards.\n".to_string()
     } else {
-        print!("{}", table(&rows));
-    }
-    ExitCode::from(exit::HEALTHY)
+        table(&rows)
+    };
+    output::print_then(&text, exit::HEALTHY)
 }
 
 fn human_bytes(n: u64) -> String {
@@ -127,7 +134,7 @@ fn table(rows: &[ForwardRow]) -> String {
         .iter()
         .map(|r| {
             [
-                r.sandbox.clone(),
+                e(&r.sandbox).into_owned(),
                 r.bind.clone(),
                 r.host_port.to_string(),
                 format!(":{}", r.sandbox_port),
@@ -135,7 +142,9 @@ fn table(rows: &[ForwardRow]) -> String {
                 r.state.as_str().to_string(),
                 r.connections.to_string(),
                 human_bytes(r.bytes),
-                r.last_error.clone().unwrap_or_else(|| "-".into()),
+                r.last_error
+                    .as_deref()
+                    .map_or_else(|| "-".into(), |m| e(m).into_owned()),
             ]
         })
         .collect();
@@ -164,7 +173,13 @@ fn table(rows: &[ForwardRow]) -> String {
 }
 
 fn describe(o: &StopOutcome) -> String {
-    let what = format!("{}:{} ({}, pid {})", o.bind, o.host_port, o.sandbox, o.pid);
+    let what = format!(
+        "{}:{} ({}, pid {})",
+        o.bind,
+        o.host_port,
+        e(&o.sandbox),
+        o.pid
+    );
     match &o.result {
         StopResult::Terminated => format!("stopped {what}"),
         StopResult::Killed => format!("killed {what} (it ignored SIGTERM)"),
@@ -172,10 +187,13 @@ fn describe(o: &StopOutcome) -> String {
             format!("removed the record of {what}: the process was already gone")
         }
         StopResult::NotAForward(why) => {
-            format!("removed the record of {what} without signalling: {why}")
+            format!(
+                "removed the record of {what} without signalling: {}",
+                e(why)
+            )
         }
-        StopResult::Refused(why) => format!("left {what} alone: {why}"),
-        StopResult::Failed(why) => format!("could not stop {what}: {why}"),
+        StopResult::Refused(why) => format!("left {what} alone: {}", e(why)),
+        StopResult::Failed(why) => format!("could not stop {what}: {}", e(why)),
     }
 }
 
@@ -186,25 +204,54 @@ async fn stop(args: StopArgs) -> ExitCode {
         (None, Some(sandbox), _) => registry.stop_sandbox(sandbox).await,
         _ => registry.stop_all().await,
     };
+    let audit = AuditLog::new(AuditLog::default_path());
+    for o in &outcomes {
+        audit_stop(&audit, o);
+    }
     let failed = outcomes
         .iter()
         .any(|o| matches!(o.result, StopResult::Failed(_) | StopResult::Refused(_)));
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&outcomes).expect("outcomes serialize")
-        );
+    let text = if args.json {
+        serde_json::to_string_pretty(&outcomes).expect("outcomes serialize") + "\n"
     } else if outcomes.is_empty() {
-        println!("No matching forwards.");
+        "No matching forwards.\n".to_string()
     } else {
-        for o in &outcomes {
-            println!("{}", describe(o));
-        }
-    }
-    ExitCode::from(if failed { exit::BROKEN } else { exit::HEALTHY })
+        outcomes.iter().map(|o| describe(o) + "\n").collect()
+    };
+    output::print_then(&text, if failed { exit::BROKEN } else { exit::HEALTHY })
+}
+
+/// One audit line per forward `stop` acted on: a signal sent or a record
+/// removed. A forward left alone (served by `runner watch`) was not
+/// mutated and is not audited.
+fn audit_stop(audit: &AuditLog, o: &StopOutcome) {
+    let result = match &o.result {
+        StopResult::Terminated => "terminated".to_string(),
+        StopResult::Killed => "killed".to_string(),
+        StopResult::AlreadyGone => "already-gone".to_string(),
+        StopResult::NotAForward(why) => format!("not-a-forward: {why}"),
+        StopResult::Failed(why) => format!("failed: {why}"),
+        StopResult::Refused(_) => return,
+    };
+    audit.append(&AuditRecord {
+        sandbox: &o.sandbox,
+        plugin: "-",
+        link: "forward",
+        action: "forward.stop",
+        detail: &format!(
+            "{}:{} pid {} (runner forward stop)",
+            o.bind, o.host_port, o.pid
+        ),
+        result: &result,
+    });
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
+    if args.backend == BackendKind::Docker
+        && let Err(e) = super::docker_host::check_env()
+    {
+        return fail(exit::USAGE, &e);
+    }
     let backend: Arc<dyn Backend> = match args.backend {
         BackendKind::Local => Arc::new(LocalBackend::new(&args.sandbox)),
         BackendKind::Docker => match DockerBackend::connect().await {

@@ -3,8 +3,10 @@
 
 mod conformance_cmd;
 mod demo_cmd;
+mod docker_host;
 pub mod exit;
 mod forward_cmd;
+pub mod output;
 mod plugin_cmd;
 mod progress;
 mod run_cmd;
@@ -14,6 +16,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::recovery::report::{Mode, Outcome, PluginRef, Report};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -164,6 +168,81 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("'{text}' must be between 1ms and 24h"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A command line clap refused (exit 2). Help and version go to stdout as
+/// usual; an error goes to stderr, and when the refused line asked for
+/// `--json` on `status`/`recover`, stdout still gets its one report object.
+pub fn parse_error(error: clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        // Printing help cannot fail the run; a lost help text is harmless.
+        let _ = error.print();
+        return ExitCode::from(if error.use_stderr() {
+            exit::USAGE
+        } else {
+            exit::HEALTHY
+        });
+    }
+    let _ = error.print();
+    let args: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let command = args.iter().find(|a| !a.starts_with('-'));
+    let wants_json = args.iter().any(|a| a == "--json");
+    if let (Some(command), true) = (command, wants_json)
+        && (command == "status" || command == "recover")
+    {
+        let value = |flag: &str| -> String {
+            let prefixed = format!("{flag}=");
+            args.iter()
+                .enumerate()
+                .find_map(|(i, a)| {
+                    if a == flag {
+                        args.get(i + 1).cloned()
+                    } else {
+                        a.strip_prefix(&prefixed).map(str::to_string)
+                    }
+                })
+                .unwrap_or_default()
+        };
+        let backend = value("--backend");
+        let mode = match (command.as_str(), args.iter().any(|a| a == "--dry-run")) {
+            ("recover", true) => Mode::DryRun,
+            ("recover", false) => Mode::Recover,
+            _ => Mode::Status,
+        };
+        let report = Report::not_run(
+            &value("--sandbox"),
+            if backend.is_empty() {
+                "docker"
+            } else {
+                &backend
+            },
+            PluginRef {
+                name: value("--plugin"),
+                version: String::new(),
+                sha256: String::new(),
+            },
+            mode,
+            Outcome::Unknown,
+            format!("usage: {}", first_line(&error.to_string())),
+        );
+        output::print_json(&report.to_json());
+    }
+    ExitCode::from(exit::USAGE)
+}
+
+fn first_line(text: &str) -> &str {
+    let line = text.lines().next().unwrap_or("").trim();
+    line.strip_prefix("error: ").unwrap_or(line)
 }
 
 pub async fn main(cli: Cli) -> ExitCode {

@@ -25,11 +25,15 @@ impl Spinner {
                     std::thread::sleep(Duration::from_millis(100));
                     let guard = shared.lock().unwrap();
                     if let Some((text, since)) = &*guard {
-                        eprint!(
-                            "\r\x1b[2K{frame} {text} ({:.1}s)",
+                        // A terminal that went away is no reason to panic.
+                        let mut err = std::io::stderr().lock();
+                        let _ = write!(
+                            err,
+                            "\r\x1b[2K{frame} {} ({:.1}s)",
+                            crate::recovery::report::escape_control(text),
                             since.elapsed().as_secs_f64()
                         );
-                        let _ = std::io::stderr().flush();
+                        let _ = err.flush();
                     }
                 }
             });
@@ -48,7 +52,9 @@ impl Progress for Spinner {
     fn done(&self) {
         if self.enabled {
             *self.phase.lock().unwrap() = None;
-            eprint!("\r\x1b[2K");
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
         }
     }
 }

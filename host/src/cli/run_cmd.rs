@@ -9,43 +9,60 @@ use crate::backend::docker::DockerBackend;
 use crate::backend::local::LocalBackend;
 use crate::forward::ForwardRegistry;
 use crate::recovery::lock::SandboxLock;
-use crate::recovery::report::{Mode, PluginRef, Report};
+use crate::recovery::report::{Mode, Outcome, PluginRef, Report};
 use crate::recovery::{Engine, RunError, RunRequest};
 use crate::settings;
 
-use super::plugin_cmd::{fail, load_or_exit, new_runtime};
+use super::output;
+use super::plugin_cmd::{self, fail};
 use super::progress::Spinner;
-use super::{BackendKind, RunArgs, exit};
+use super::{BackendKind, RunArgs, docker_host, exit};
 
 pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
     let mode = match (recover, args.dry_run) {
         (true, false) => Mode::Recover,
         (true, true) => Mode::DryRun,
-        (false, false) => Mode::Status,
-        (false, true) => {
-            return fail(
-                exit::USAGE,
-                "--dry-run applies to recover only; status never mutates",
-            );
-        }
+        (false, _) => Mode::Status,
     };
+    let mut reply = Reply::new(&args, mode);
+    if !recover && args.dry_run {
+        return reply.fail(
+            exit::USAGE,
+            "--dry-run applies to recover only; status never mutates",
+        );
+    }
     // Everything that can be a usage error is checked before any I/O on the
     // sandbox, so exit 2 always means "nothing was touched".
+    if args.sandbox.trim().is_empty() {
+        return reply.fail(exit::USAGE, "--sandbox is empty; name a sandbox");
+    }
     let cli_settings = match settings::parse_assignments(&args.set) {
         Ok(s) => s,
-        Err(e) => return fail(exit::USAGE, &e.to_string()),
+        Err(e) => return reply.fail(exit::USAGE, &e.to_string()),
     };
-    let runtime = match new_runtime() {
+    if args.backend == BackendKind::Docker
+        && let Err(e) = docker_host::check_env()
+    {
+        return reply.fail(exit::USAGE, &e);
+    }
+    let runtime = match plugin_cmd::try_new_runtime() {
         Ok(r) => r,
-        Err(code) => return code,
+        Err((code, message)) => return reply.fail(code, &message),
     };
-    let plugin = match load_or_exit(&runtime, &args.plugin).await {
+    let plugin = match plugin_cmd::load(&runtime, &args.plugin).await {
         Ok(p) => p,
-        Err(code) => return code,
+        Err((code, message)) => return reply.fail(code, &message),
+    };
+    reply.plugin = PluginRef {
+        name: plugin.info.name.clone(),
+        version: plugin.info.version.clone(),
+        sha256: plugin.sha256.clone(),
     };
     if let Err(e) = settings::resolve(&plugin.info.name, &plugin.info.settings, &[&cli_settings]) {
-        return fail(exit::USAGE, &e.to_string());
+        return reply.fail(exit::USAGE, &e.to_string());
     }
+    // From here on `fail` also gives `--json` its one report object.
+    let fail = |code: u8, message: &str| reply.fail(code, message);
     let backend: Arc<dyn Backend> = match args.backend {
         BackendKind::Local => Arc::new(LocalBackend::new(&args.sandbox)),
         BackendKind::Docker => match DockerBackend::connect().await {
@@ -101,14 +118,93 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
         Ok(r) => r,
         Err(RunError::Settings(e)) => return fail(exit::USAGE, &e.to_string()),
     };
+    let code = exit_code(&report);
     print_report(&report, args.json);
-    ExitCode::from(report.outcome.exit_code())
+    ExitCode::from(code)
 }
 
+/// How a run that ends early answers: one line on stderr and, with
+/// `--json`, one `runner.report/v1` object on stdout (DESIGN §8).
+struct Reply {
+    json: bool,
+    sandbox: String,
+    backend: &'static str,
+    mode: Mode,
+    plugin: PluginRef,
+}
+
+impl Reply {
+    fn new(args: &RunArgs, mode: Mode) -> Self {
+        Self {
+            json: args.json,
+            sandbox: args.sandbox.clone(),
+            backend: match args.backend {
+                BackendKind::Docker => "docker",
+                BackendKind::Local => "local",
+            },
+            mode,
+            // Until the plugin is loaded: its name as given.
+            plugin: PluginRef {
+                name: args.plugin.clone(),
+                version: String::new(),
+                sha256: String::new(),
+            },
+        }
+    }
+
+    fn fail(&self, code: u8, message: &str) -> ExitCode {
+        if self.json {
+            let outcome = if code == exit::PLUGIN_FAULT {
+                Outcome::PluginFault
+            } else {
+                Outcome::Unknown
+            };
+            let report = Report::not_run(
+                &self.sandbox,
+                self.backend,
+                self.plugin.clone(),
+                self.mode,
+                outcome,
+                message.to_string(),
+            );
+            output::print_json(&report.to_json());
+        }
+        fail(code, message)
+    }
+}
+
+/// What the engine prefixes to a probe that returned an error instead of
+/// link reports (recovery/mod.rs), and how the SDK's typed setting getters
+/// begin theirs (plugins/sdk/src/settings.rs).
+const PROBE_ERROR: &str = "probe could not run: ";
+const SDK_SETTING_ERROR: &str = "setting '";
+
+/// The report's exit code, except that a probe refusing a setting value
+/// (`setting 'port' = 'x' is not a TCP port`) before anything was mutated
+/// is a configuration error (2), not an unknown state (3). Matched on the
+/// message because WIT 0.1's probe error is a plain string; the host has
+/// already checked every value its key-name convention types.
+fn exit_code(report: &Report) -> u8 {
+    let settings_error = report.outcome == Outcome::Unknown
+        && report.mutations.is_empty()
+        && report
+            .message
+            .as_deref()
+            .and_then(|m| m.strip_prefix(PROBE_ERROR))
+            .is_some_and(|m| m.starts_with(SDK_SETTING_ERROR));
+    if settings_error {
+        exit::USAGE
+    } else {
+        report.outcome.exit_code()
+    }
+}
+
+/// A report that cannot be written (a full stdout) is said so on stderr;
+/// the exit code stays the run's (output.rs).
 fn print_report(report: &Report, json: bool) {
     if json {
-        println!("{}", report.to_json());
+        output::print_json(&report.to_json());
     } else {
-        print!("{}", report.to_human());
+        output::print(&report.to_human());
     }
 }

@@ -21,6 +21,9 @@ const DEFAULT_FULL_INTERVAL: Duration = Duration::from_secs(900);
 const DEFAULT_MAX_CONCURRENT: usize = 16;
 
 pub async fn run(args: WatchArgs) -> ExitCode {
+    if let Err(e) = super::docker_host::check_env() {
+        return fail(exit::USAGE, &e);
+    }
     let config = match &args.config {
         Some(path) => match WatchConfig::load(path) {
             Ok(c) => c,

@@ -1,6 +1,8 @@
 //! The report of one `status`/`recover` run: schema `runner.report/v1`
 //! (DESIGN §8), printed as JSON with `--json` or as one line per link.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::capabilities::Mutation;
@@ -147,12 +149,46 @@ impl Report {
         }
     }
 
+    /// The report of a run that ended before anything was probed: a usage
+    /// or configuration error (the CLI exits 2), a plugin that faulted while
+    /// loading (4), a per-sandbox lock held past the deadline (3). No links;
+    /// `message` says why. `--json` prints this, so it always prints one
+    /// object.
+    pub fn not_run(
+        sandbox: &str,
+        backend: &str,
+        plugin: PluginRef,
+        mode: Mode,
+        outcome: Outcome,
+        message: String,
+    ) -> Self {
+        Report {
+            schema: SCHEMA,
+            sandbox: sandbox.to_string(),
+            backend: backend.to_string(),
+            plugin,
+            mode,
+            outcome,
+            links: Vec::new(),
+            mutations: Vec::new(),
+            duration_ms: 0,
+            failing_layer: None,
+            message: Some(message),
+            deterministic: None,
+            plan: None,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("report serializes")
     }
 
-    /// One line per link with state and timing, then the verdict.
+    /// One line per link with state and timing, then the verdict. Every
+    /// string that came from a sandbox or a plugin is passed through
+    /// [`escape_control`], so it cannot move the cursor, clear the screen or
+    /// forge a line.
     pub fn to_human(&self) -> String {
+        let e = escape_control;
         let mut out = format!(
             "{} {} on {} ({}) — plugin {} {}\n",
             match self.mode {
@@ -160,11 +196,11 @@ impl Report {
                 Mode::Recover => "recover",
                 Mode::DryRun => "dry-run",
             },
-            self.sandbox,
-            self.backend,
-            self.plugin.sha256.get(..12).unwrap_or(""),
-            self.plugin.name,
-            self.plugin.version,
+            e(&self.sandbox),
+            e(&self.backend),
+            e(self.plugin.sha256.get(..12).unwrap_or("")),
+            e(&self.plugin.name),
+            e(&self.plugin.version),
         );
         for link in &self.links {
             let transition = if link.before == link.after && link.action == Action::None {
@@ -178,10 +214,10 @@ impl Report {
             };
             out.push_str(&format!(
                 "  {mark} {:<10} {:<19} {:>6} ms{action}  {}\n",
-                link.id,
+                e(&link.id),
                 transition,
                 link.ms,
-                link.summary,
+                e(&link.summary),
                 mark = match link.after {
                     State::Healthy => "✓",
                     State::Broken => "✗",
@@ -193,7 +229,8 @@ impl Report {
             if plan.is_empty() {
                 out.push_str("  plan: nothing to repair\n");
             } else {
-                out.push_str(&format!("  plan: repair {}\n", plan.join(" → ")));
+                let steps: Vec<Cow<'_, str>> = plan.iter().map(|s| e(s)).collect();
+                out.push_str(&format!("  plan: repair {}\n", steps.join(" → ")));
             }
         }
         out.push_str(&format!(
@@ -205,7 +242,7 @@ impl Report {
             self.mutations.len()
         ));
         if let Some(layer) = &self.failing_layer {
-            out.push_str(&format!("; failing layer: {layer}"));
+            out.push_str(&format!("; failing layer: {}", e(layer)));
         }
         // Skip a message that only repeats the failing link's summary.
         let repeated = self
@@ -213,11 +250,38 @@ impl Report {
             .iter()
             .any(|l| Some(&l.summary) == self.message.as_ref());
         if let Some(message) = self.message.as_ref().filter(|_| !repeated) {
-            out.push_str(&format!("\n  {message}"));
+            out.push_str(&format!("\n  {}", e(message)));
         }
         out.push('\n');
         out
     }
+}
+
+/// `text` fit for a terminal: control characters (C0 including tab and
+/// newline, DEL, C1) and the bidirectional-override characters are shown
+/// as escapes (`\t`, `\n`, `\r`, `\u{1b}`, `\u{202e}`), everything else as
+/// is. JSON output is never passed through this; serde escapes exactly.
+pub fn escape_control(text: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}')
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    }
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Evidence pairs as a JSON object (later duplicates win).
@@ -296,6 +360,29 @@ mod tests {
                 .ends_with("recovered in 900 ms, 0 mutation(s)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn control_characters_from_sandboxes_and_plugins_are_escaped_for_humans() {
+        assert_eq!(escape_control("plain — ✓"), "plain — ✓");
+        assert_eq!(
+            escape_control("a\u{1b}[2Jb\tc\nd\re\u{7f}\u{9b}\u{202e}"),
+            "a\\u{1b}[2Jb\\tc\\nd\\re\\u{7f}\\u{9b}\\u{202e}"
+        );
+        let mut r = report();
+        r.sandbox = "evil\u{1b}]0;owned\u{7}".into();
+        r.links[0].summary = "fine\n  ✓ forged     healthy".into();
+        r.message = Some("\u{1b}[31mred".into());
+        let text = r.to_human();
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
+        assert!(text.contains("evil\\u{1b}]0;owned\\u{7}"), "{text}");
+        assert_eq!(text.lines().count(), 4, "{text}");
+        // JSON keeps the exact bytes.
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["sandbox"], "evil\u{1b}]0;owned\u{7}");
     }
 
     #[test]
