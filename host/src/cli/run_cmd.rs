@@ -19,6 +19,8 @@ use super::progress::Spinner;
 use super::{BackendKind, RunArgs, docker_host, exit};
 
 pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
+    // `--timeout` bounds everything from here: connect, identity, the run.
+    let started = tokio::time::Instant::now();
     let mode = match (recover, args.dry_run) {
         (true, false) => Mode::Recover,
         (true, true) => Mode::DryRun,
@@ -65,7 +67,7 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
     let fail = |code: u8, message: &str| reply.fail(code, message);
     let backend: Arc<dyn Backend> = match args.backend {
         BackendKind::Local => Arc::new(LocalBackend::new(&args.sandbox)),
-        BackendKind::Docker => match DockerBackend::connect().await {
+        BackendKind::Docker => match DockerBackend::connect_within(args.timeout).await {
             Ok(d) => Arc::new(d),
             Err(e) => {
                 let report = Report::unreachable(
@@ -85,9 +87,20 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
         },
     };
 
+    // One identity per sandbox: a full id, a short id and the name all
+    // lock, record forwards and audit under the name the engine gives it,
+    // so `recover ID` and `recover NAME` at once still serialize. A sandbox
+    // the engine does not know is reported by the run itself.
+    let left = |limit: std::time::Duration| limit.saturating_sub(started.elapsed());
+    let sandbox =
+        match tokio::time::timeout(left(args.timeout), backend.inspect(&args.sandbox)).await {
+            Ok(Ok(info)) if !info.name.is_empty() => info.name,
+            _ => args.sandbox.clone(),
+        };
+
     // Two recovers of one sandbox serialize; a status needs no lock.
     let _lock = if mode == Mode::Recover {
-        match SandboxLock::acquire(backend.kind(), &args.sandbox, args.timeout).await {
+        match SandboxLock::acquire(backend.kind(), &sandbox, left(args.timeout)).await {
             Ok(l) => Some(l),
             Err(e) => return fail(exit::UNKNOWN, &e.to_string()),
         }
@@ -108,10 +121,10 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
     let report = match engine
         .run(RunRequest {
             plugin: &plugin,
-            sandbox: &args.sandbox,
+            sandbox: &sandbox,
             mode,
             cli_settings: &cli_settings,
-            timeout: args.timeout,
+            timeout: left(args.timeout),
         })
         .await
     {

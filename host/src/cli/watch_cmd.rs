@@ -93,6 +93,7 @@ pub async fn run(args: WatchArgs) -> ExitCode {
     );
     match supervisor::run(runtime, docker, opts, listener, rx).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ supervisor::WatchError::Config(_)) => fail(exit::USAGE, &e.to_string()),
         Err(e) => fail(exit::UNKNOWN, &e.to_string()),
     }
 }

@@ -93,7 +93,17 @@ pub async fn check(
         message,
         plan: None,
     };
-    let mut info = match engine.backend.inspect(req.sandbox).await {
+    // Every engine call of the run ends by the run's deadline.
+    let inspect = || async {
+        match tokio::time::timeout(remaining(deadline), engine.backend.inspect(req.sandbox)).await {
+            Ok(r) => r,
+            Err(_) => Err(BackendError::Timeout(format!(
+                "the engine did not answer the inspect of {} before the run's deadline",
+                req.sandbox
+            ))),
+        }
+    };
+    let mut info = match inspect().await {
         Ok(info) => info,
         Err(e @ (BackendError::SandboxMissing(_) | BackendError::EngineUnreachable { .. })) => {
             return unknown(e.to_string());
@@ -109,7 +119,7 @@ pub async fn check(
             return unknown(format!("sandbox {} is still restarting", req.sandbox));
         };
         tokio::time::sleep(delay).await;
-        info = match engine.backend.inspect(req.sandbox).await {
+        info = match inspect().await {
             Ok(i) => i,
             Err(e) => return unknown(e.to_string()),
         };
@@ -196,7 +206,7 @@ pub async fn check(
             }
             mutations.push(mutation);
             let after = match result {
-                Ok(()) => engine.backend.inspect(req.sandbox).await,
+                Ok(()) => inspect().await,
                 Err(e) => Err(e),
             };
             match after {

@@ -31,6 +31,8 @@ use target::{Access, Target};
 
 /// Deadline for one engine request that is not an exec.
 const ENGINE_CALL: Duration = Duration::from_secs(10);
+/// Longest connect (version negotiation + ping) when no deadline is given.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(8);
 /// How long `start` waits for the container to be reported running.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -60,15 +62,27 @@ impl DockerBackend {
     /// Connects to `DOCKER_HOST` or the local socket, negotiates the API
     /// version and pings the engine, all within a few seconds.
     pub async fn connect() -> Result<Self, BackendError> {
+        Self::connect_within(CONNECT_DEADLINE).await
+    }
+
+    /// [`DockerBackend::connect`] that gives up after `limit` (a command's
+    /// `--timeout` bounds the connection too).
+    pub async fn connect_within(limit: Duration) -> Result<Self, BackendError> {
         let endpoint = std::env::var("DOCKER_HOST")
             .ok()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
-        Self::connect_to(&endpoint).await
+        Self::connect_to_within(&endpoint, limit).await
     }
 
     /// Connects to `endpoint` (`unix:///path`, `tcp://host:port`, ...).
     pub async fn connect_to(endpoint: &str) -> Result<Self, BackendError> {
+        Self::connect_to_within(endpoint, CONNECT_DEADLINE).await
+    }
+
+    async fn connect_to_within(endpoint: &str, limit: Duration) -> Result<Self, BackendError> {
+        let deadline = Instant::now() + limit;
+        let left = || deadline.saturating_duration_since(Instant::now());
         let endpoint = endpoint.to_string();
         let local_engine = endpoint.starts_with("unix://");
         if let Some(path) = endpoint.strip_prefix("unix://") {
@@ -90,23 +104,30 @@ impl DockerBackend {
         }
         let docker =
             Docker::connect_with_host(&endpoint).map_err(|e| errors::unreachable_error(&e))?;
-        let docker =
-            match tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version()).await {
-                Ok(Ok(d)) => d,
-                Ok(Err(e)) => return Err(errors::unreachable_error(&e)),
-                Err(_) => {
-                    return Err(errors::unreachable(
-                        format!("{endpoint} did not answer /version within 5 s"),
-                        false,
-                    ));
-                }
-            };
-        match tokio::time::timeout(Duration::from_secs(3), docker.ping()).await {
+        let version_limit = left().min(Duration::from_secs(5));
+        let docker = match tokio::time::timeout(version_limit, docker.negotiate_version()).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => return Err(errors::unreachable_error(&e)),
+            Err(_) => {
+                return Err(errors::unreachable(
+                    format!(
+                        "{endpoint} did not answer /version within {} ms",
+                        version_limit.as_millis()
+                    ),
+                    false,
+                ));
+            }
+        };
+        let ping_limit = left().min(Duration::from_secs(3));
+        match tokio::time::timeout(ping_limit, docker.ping()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(errors::unreachable_error(&e)),
             Err(_) => {
                 return Err(errors::unreachable(
-                    format!("{endpoint} did not answer /_ping within 3 s"),
+                    format!(
+                        "{endpoint} did not answer /_ping within {} ms",
+                        ping_limit.as_millis()
+                    ),
                     false,
                 ));
             }
