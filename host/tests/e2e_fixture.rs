@@ -1074,3 +1074,56 @@ async fn supervisor_launching_late_is_credited_and_never_doubled() -> Result<()>
     );
     Ok(())
 }
+
+/// A sandbox removed while recover waits on its gateway: the run ends at
+/// once, unknown (exit 3), naming what happened and listing what it had
+/// already mutated — it does not poll a vanished sandbox until the deadline.
+#[tokio::test]
+async fn sandbox_removed_mid_run_ends_it_at_once_with_its_mutations() -> Result<()> {
+    let engine = Engine::connect().await?;
+    let spec = fixture_spec(Mode::Keepalive, "vanish")
+        .await?
+        .env("FIXTURE_MODE", "slow-start")
+        .env("FIXTURE_SLOW_START", "120");
+    let sb = Sandbox::create(&engine, spec).await?;
+    // The first boot's gateway (slow, not listening yet) goes; recover's
+    // own launch is slow too, so the run waits on it.
+    poll_gateway_then_kill(&sb).await?;
+    let runner = Runner::new("vanish");
+    let t = Target::fixture(&sb, free_port()?).timeout("90s");
+    let (run, removed) = tokio::join!(runner.recover(&t), async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        sb.remove().await
+    });
+    removed?;
+    assert_eq!(run.code, Some(3), "{}", run.context());
+    let report = run.report();
+    assert_eq!(report["outcome"], "unknown");
+    let message = report["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("not found") || message.contains("no longer running"),
+        "{message}"
+    );
+    let mutations = report["mutations"].as_array().map_or(0, Vec::len);
+    assert!(mutations > 0, "the launch is listed\n{}", run.context());
+    assert!(
+        message.contains(&format!("{mutations} mutation(s)")),
+        "{message}"
+    );
+    // Ended soon after the removal, far from its 90 s deadline.
+    assert!(run.elapsed < Duration::from_secs(20), "{:?}", run.elapsed);
+    Ok(())
+}
+
+async fn poll_gateway_then_kill(sb: &Sandbox) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while sb.gateway_pids().await?.is_empty() {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "no first-boot gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sb.kill_gateway_9().await?;
+    Ok(())
+}

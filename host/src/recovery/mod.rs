@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::audit::AuditLog;
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendError, SandboxState};
 use crate::capabilities::{CallKind, CapContext, Mutation};
 use crate::forward::ForwardRegistry;
 use crate::runtime::bindings::{Health, Kv, LinkReport, RepairOutcome, Target};
@@ -70,6 +70,13 @@ pub struct RunRequest<'a> {
     pub mode: Mode,
     pub cli_settings: &'a [(String, String)],
     pub timeout: Duration,
+}
+
+/// The end of a bounded wait: the last probe, and why the sandbox can no
+/// longer be worked on when it vanished meanwhile.
+struct Waited {
+    reports: Vec<LinkReport>,
+    gone: Option<String>,
 }
 
 /// Per-link bookkeeping while a run progresses.
@@ -254,11 +261,16 @@ impl Engine<'_> {
             {
                 self.progress
                     .phase(&format!("waiting for {link} to settle"));
-                *current = self
+                let waited = self
                     .wait_until(req.plugin, target, deadline, mutations, |r| {
                         health_of(r, link) != Health::Unknown
                     })
                     .await?;
+                *current = waited.reports;
+                if let Some(why) = waited.gone {
+                    vanished(report, why, mutations.len());
+                    return Ok(());
+                }
                 continue;
             }
             let link = match step {
@@ -358,9 +370,15 @@ impl Engine<'_> {
             };
             // Prove it: poll until this link is healthy or time runs out.
             self.progress.phase(&format!("verifying {link}"));
-            *current = self
+            let waited = self
                 .verify(req.plugin, target, &link, deadline, mutations)
                 .await?;
+            *current = waited.reports;
+            if let Some(why) = waited.gone {
+                ledger.action.insert(link.clone(), Action::Failed);
+                vanished(report, why, mutations.len());
+                return Ok(());
+            }
             let healthy = health_of(current, &link) == Health::Healthy;
             tracing::debug!(
                 sandbox = %target.sandbox,
@@ -404,7 +422,7 @@ impl Engine<'_> {
         link: &str,
         deadline: Instant,
         mutations: &mut Vec<Mutation>,
-    ) -> Result<Vec<LinkReport>, PluginFault> {
+    ) -> Result<Waited, PluginFault> {
         let mut verification = plan::Verification::default();
         self.wait_until(plugin, target, deadline, mutations, |reports| {
             match verification.observe(
@@ -432,7 +450,7 @@ impl Engine<'_> {
         deadline: Instant,
         mutations: &mut Vec<Mutation>,
         mut done: impl FnMut(&[LinkReport]) -> bool,
-    ) -> Result<Vec<LinkReport>, PluginFault> {
+    ) -> Result<Waited, PluginFault> {
         let mut backoff = Backoff::verify();
         loop {
             let reports = match self.probe(plugin, target, deadline, mutations).await? {
@@ -440,12 +458,44 @@ impl Engine<'_> {
                 Err(message) => unknown_reports(plugin, &message),
             };
             if done(&reports) {
-                return Ok(reports);
+                return Ok(Waited {
+                    reports,
+                    gone: None,
+                });
+            }
+            // Polling a sandbox that is gone would only run out the clock.
+            if let Some(why) = self.gone(&target.sandbox, deadline).await {
+                return Ok(Waited {
+                    reports,
+                    gone: Some(why),
+                });
             }
             match backoff.next_delay(remaining(deadline)) {
                 Some(delay) => tokio::time::sleep(delay).await,
-                None => return Ok(reports),
+                None => {
+                    return Ok(Waited {
+                        reports,
+                        gone: None,
+                    });
+                }
             }
+        }
+    }
+
+    /// Why the sandbox can no longer be worked on (removed, or no longer
+    /// running), if so.
+    async fn gone(&self, sandbox: &str, deadline: Instant) -> Option<String> {
+        let limit = remaining(deadline).min(Duration::from_secs(5));
+        match tokio::time::timeout(limit, self.backend.inspect(sandbox)).await {
+            Ok(Err(e @ BackendError::SandboxMissing(_))) => Some(e.to_string()),
+            Ok(Ok(info)) => match info.state {
+                SandboxState::Running | SandboxState::Restarting => None,
+                other => Some(format!(
+                    "sandbox '{sandbox}' is no longer running ({other:?})"
+                )),
+            },
+            // An engine hiccup is not a verdict on the sandbox.
+            Ok(Err(_)) | Err(_) => None,
         }
     }
 
@@ -572,6 +622,16 @@ fn verdict(plugin: &Plugin, reports: &[LinkReport]) -> (Outcome, Option<String>)
     } else {
         (Outcome::Healthy, None)
     }
+}
+
+/// The sandbox disappeared (removed, or stopped) while the run waited on
+/// it: the run ends at once, unknown (exit 3), and says what it had done.
+fn vanished(report: &mut Report, why: String, mutations: usize) {
+    report.outcome = Outcome::Unknown;
+    report.failing_layer = Some(sandbox_link::LINK.to_string());
+    report.message = Some(format!(
+        "{why}; the run stopped waiting on it after {mutations} mutation(s) (listed in the report)"
+    ));
 }
 
 fn describe_stop(step: &Step) -> (String, String) {
