@@ -22,11 +22,11 @@ impl Host for PluginState {
             env: req.env.into_iter().map(|kv| (kv.key, kv.value)).collect(),
             stdin: req.stdin,
             workdir: req.workdir,
-            timeout: clamp_ms(
+            timeout: caps.within_call(clamp_ms(
                 req.timeout_ms,
                 caps.limits.exec_default_timeout,
                 caps.limits.exec_max_timeout,
-            ),
+            )),
             max_output: clamp_bytes(
                 req.max_output,
                 caps.limits.output_default,

@@ -90,11 +90,11 @@ impl PluginState {
         Ok(Admitted {
             backend,
             forwards: self.caps.forwards.clone(),
-            timeout: clamp_ms(
+            timeout: self.caps.within_call(clamp_ms(
                 timeout_ms,
                 limits.http_default_timeout,
                 limits.http_max_timeout,
-            ),
+            )),
         })
     }
 }

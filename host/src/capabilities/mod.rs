@@ -183,6 +183,25 @@ pub struct CapContext {
     /// A launch during this call failed in a way no retry can fix (the
     /// program or the user does not exist in the sandbox): what was missing.
     pub deterministic: Option<String>,
+    /// When the plugin call ends (set by the runtime). Host calls are
+    /// bounded by it: epochs only count wasm time, and a command still
+    /// running in the sandbox when the call is cut off would outlive it.
+    pub call_deadline: Option<std::time::Instant>,
+}
+
+impl CapContext {
+    /// `wanted`, shortened so the call's work ends before the call does
+    /// (a little earlier, so the backend's own kill-on-timeout wins).
+    pub fn within_call(&self, wanted: Duration) -> Duration {
+        const MARGIN: Duration = Duration::from_millis(100);
+        match self.call_deadline {
+            Some(end) => wanted.min(
+                end.saturating_duration_since(std::time::Instant::now())
+                    .saturating_sub(MARGIN),
+            ),
+            None => wanted,
+        }
+    }
 }
 
 impl CapContext {
@@ -201,6 +220,7 @@ impl CapContext {
             mutations: Vec::new(),
             denials: Vec::new(),
             deterministic: None,
+            call_deadline: None,
         }
     }
 
@@ -235,6 +255,7 @@ impl CapContext {
             mutations: Vec::new(),
             denials: Vec::new(),
             deterministic: None,
+            call_deadline: None,
         }
     }
 

@@ -262,10 +262,11 @@ impl Runtime {
         &self,
         plugin: &Plugin,
         call: Call,
-        caps: CapContext,
+        mut caps: CapContext,
         deadline: Duration,
     ) -> (Result<Answer, PluginFault>, CapContext) {
         let function = call.name();
+        caps.call_deadline = Some(std::time::Instant::now() + deadline);
         let stdout = MemoryOutputPipe::new(OUTPUT_CAP);
         let stderr = MemoryOutputPipe::new(OUTPUT_CAP);
         // Locked down: no preopened dirs, no env, no args, no network; only
