@@ -90,11 +90,14 @@ impl PluginState {
         Ok(Admitted {
             backend,
             forwards: self.caps.forwards.clone(),
-            timeout: self.caps.within_call(clamp_ms(
+            // Not cut to the call's deadline (unlike exec): a loopback
+            // request leaves nothing running behind, and a request cut short
+            // by the budget would read as a gateway that does not answer.
+            timeout: clamp_ms(
                 timeout_ms,
                 limits.http_default_timeout,
                 limits.http_max_timeout,
-            )),
+            ),
         })
     }
 }

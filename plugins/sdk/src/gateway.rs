@@ -672,9 +672,12 @@ pub fn repair(sandbox: &Sandbox, plan: &RepairPlan<'_>) -> RepairOutcome {
                 spec.port
             ));
         }
+        // The probe saw it broken (e.g. a health request that timed out on
+        // a loaded machine) but it is young and starting: never restart a
+        // starting gateway; the host's bounded verification waits for it.
         Verdict::Starting { pid, age_secs } => {
-            return RepairOutcome::Refused(format!(
-                "gateway pid {pid} started {age_secs} s ago and may still be starting; not restarting it"
+            return RepairOutcome::NotNeeded(format!(
+                "gateway pid {pid} started {age_secs} s ago and is still starting; waiting for it instead of restarting it"
             ));
         }
         Verdict::Undecided { why } => {

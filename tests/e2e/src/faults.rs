@@ -49,7 +49,7 @@ impl Sandbox {
     }
 
     /// SIGKILLs the gateway (every matching process) from inside the container and waits
-    /// until those pids are gone. Returns the lowest killed pid (the gateway; helpers it
+    /// until those pids are gone (and reaped). Returns the lowest killed pid (the gateway; helpers it
     /// spawned do not match the pattern).
     pub async fn kill_gateway_9(&self) -> Result<u32> {
         let pids = self.gateway_pids().await?;
@@ -77,7 +77,17 @@ impl Sandbox {
             Duration::from_millis(50),
             || async {
                 let now = self.gateway_pids().await?;
-                Ok((!now.iter().any(|p| pids.contains(p))).then_some(()))
+                if now.iter().any(|p| pids.contains(p)) {
+                    return Ok(None);
+                }
+                // Gone means reaped too: a zombie has no command line yet
+                // still has a /proc entry until PID 1 waits for it.
+                for p in &pids {
+                    if self.proc_start_time(*p).await?.is_some() {
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(()))
             },
         )
         .await?;
