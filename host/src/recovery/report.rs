@@ -124,29 +124,25 @@ impl Report {
         mode: Mode,
         message: String,
     ) -> Self {
-        Report {
-            schema: SCHEMA,
-            sandbox: sandbox.to_string(),
-            backend: backend.to_string(),
+        let mut report = Self::not_run(
+            sandbox,
+            backend,
             plugin,
             mode,
-            outcome: Outcome::Unknown,
-            links: vec![LinkEntry {
-                id: "sandbox".into(),
-                before: State::Unknown,
-                action: Action::None,
-                after: State::Unknown,
-                summary: message.clone(),
-                evidence: serde_json::Map::new(),
-                ms: 0,
-            }],
-            mutations: Vec::new(),
-            duration_ms: 0,
-            failing_layer: Some("sandbox".into()),
-            message: Some(message),
-            deterministic: None,
-            plan: None,
-        }
+            Outcome::Unknown,
+            message.clone(),
+        );
+        report.links = vec![LinkEntry {
+            id: "sandbox".into(),
+            before: State::Unknown,
+            action: Action::None,
+            after: State::Unknown,
+            summary: message,
+            evidence: serde_json::Map::new(),
+            ms: 0,
+        }];
+        report.failing_layer = Some("sandbox".into());
+        report
     }
 
     /// The report of a run that ended before anything was probed: a usage
