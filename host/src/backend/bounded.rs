@@ -1,6 +1,10 @@
 //! Small helpers that keep backend calls bounded in size and time.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::Instant;
 
 use super::BackendError;
 
@@ -64,6 +68,39 @@ where
             "{what} took longer than {limit:?}"
         ))),
     }
+}
+
+pub(crate) type SharedBuf = Arc<Mutex<CappedBuf>>;
+
+/// Reads a pipe to EOF into `buf` (which keeps at most its cap).
+pub(crate) async fn drain<R: AsyncRead + Unpin>(pipe: Option<R>, buf: SharedBuf) {
+    let Some(mut pipe) = pipe else { return };
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(&chunk[..n]),
+        }
+    }
+}
+
+/// Waits for a drain task until `until`; a pipe still held open by a
+/// background child is then abandoned, keeping what was read so far.
+pub(crate) async fn collect(
+    task: tokio::task::JoinHandle<()>,
+    buf: SharedBuf,
+    until: Instant,
+) -> CappedBuf {
+    let abort = task.abort_handle();
+    if tokio::time::timeout_at(until, task).await.is_err() {
+        abort.abort();
+        tracing::debug!("output pipe still open after exit (a background child holds it)");
+    }
+    let mut guard = buf.lock().unwrap_or_else(|e| e.into_inner());
+    std::mem::replace(&mut *guard, CappedBuf::new(0))
 }
 
 #[cfg(test)]

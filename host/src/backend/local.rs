@@ -8,14 +8,14 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use super::bounded::{CappedBuf, INTERNAL_DEADLINE, run_blocking};
+use super::bounded::{CappedBuf, INTERNAL_DEADLINE, SharedBuf, collect, drain, run_blocking};
 use super::procfs::{self, ProcView, ResolvedUser};
 use super::{
     Backend, BackendError, ExecResult, ExecSpec, FileContent, FileStat, Listener, ProcessId,
-    ProcessInfo, SandboxInfo, SandboxState, Signal, SpawnSpec, Stream, WriteSpec,
+    ProcessInfo, SandboxInfo, SandboxState, SealedOutput, Signal, SpawnSpec, Stream, WriteSpec,
 };
 
 /// How long output pipes may stay open after the command exited (a
@@ -149,6 +149,21 @@ impl Backend for LocalBackend {
             stderr: stderr.into_inner(),
             truncated,
         })
+    }
+
+    async fn exec_sealed(
+        &self,
+        sandbox: &str,
+        spec: ExecSpec,
+    ) -> Result<SealedOutput, BackendError> {
+        self.check(sandbox)?;
+        // The "sandbox" is this host, seen through our own process.
+        let me = std::process::id();
+        let start = procfs::start_time(me).ok_or_else(|| {
+            BackendError::Unavailable("cannot read our own /proc/self/stat".into())
+        })?;
+        let view = run_blocking("open /proc view", INTERNAL_DEADLINE, ProcView::for_self).await?;
+        view.exec_sealed(start, spec).await
     }
 
     async fn spawn_detached(
@@ -388,35 +403,6 @@ fn open_log(path: &str, owner: Option<(u32, u32)>) -> Result<std::fs::File, Back
         .map_err(|e| BackendError::Failed(format!("chown log file {path}: {e}")))?;
     }
     Ok(file)
-}
-
-type SharedBuf = Arc<Mutex<CappedBuf>>;
-
-/// Reads a pipe to EOF into `buf` (which keeps at most its cap).
-async fn drain<R: AsyncRead + Unpin>(pipe: Option<R>, buf: SharedBuf) {
-    let Some(mut pipe) = pipe else { return };
-    let mut chunk = vec![0u8; 16 * 1024];
-    loop {
-        match pipe.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(&chunk[..n]),
-        }
-    }
-}
-
-/// Waits for a drain task until `until`; a pipe still held open by a
-/// background child is then abandoned, keeping what was read so far.
-async fn collect(task: tokio::task::JoinHandle<()>, buf: SharedBuf, until: Instant) -> CappedBuf {
-    let abort = task.abort_handle();
-    if tokio::time::timeout_at(until, task).await.is_err() {
-        abort.abort();
-        tracing::debug!("output pipe still open after exit (a background child holds it)");
-    }
-    let mut guard = buf.lock().unwrap_or_else(|e| e.into_inner());
-    std::mem::replace(&mut *guard, CappedBuf::new(0))
 }
 
 /// SIGKILL to the process group led by `leader`, then proof that no member

@@ -37,6 +37,14 @@ pub struct ExecResult {
     pub truncated: bool,
 }
 
+/// What a sealed exec ran to, and what the host noticed about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedOutput {
+    pub output: ExecResult,
+    /// The command failed reporting a write the read-only view refused.
+    pub write_refused: bool,
+}
+
 /// A long-running process to launch detached.
 #[derive(Debug, Clone, Default)]
 pub struct SpawnSpec {
@@ -189,6 +197,16 @@ pub trait Backend: Send + Sync {
     async fn start(&self, sandbox: &str) -> Result<(), BackendError>;
 
     async fn exec(&self, sandbox: &str, spec: ExecSpec) -> Result<ExecResult, BackendError>;
+    /// A command that can read the sandbox but cannot change it (`exec`
+    /// during probe): its files read-only, as a non-root user, unable to
+    /// see or signal its processes or reach its network. A backend that
+    /// cannot guarantee all of that refuses with `Denied`; it never falls
+    /// back to a plain exec.
+    async fn exec_sealed(
+        &self,
+        sandbox: &str,
+        spec: ExecSpec,
+    ) -> Result<SealedOutput, BackendError>;
     async fn spawn_detached(
         &self,
         sandbox: &str,

@@ -1,4 +1,5 @@
-//! `exec.run`: a bounded command inside the bound sandbox.
+//! `exec.run`: a bounded command inside the bound sandbox; sealed (it can
+//! read, not change, the sandbox) while the plugin probes.
 
 use crate::backend::{BackendError, ExecSpec};
 use crate::runtime::bindings::runner::plugin::exec::{ExecError, ExecOutput, ExecRequest, Host};
@@ -38,7 +39,19 @@ impl Host for PluginState {
             spec.argv,
             spec.user.as_deref().unwrap_or("default user")
         );
-        let result = backend.exec(&sandbox, spec).await;
+        let result = if self.caps.kind == CallKind::Probe {
+            // A probe may read through a command but never change anything.
+            let sealed = backend.exec_sealed(&sandbox, spec).await;
+            if let Ok(s) = &sealed {
+                self.caps.sealed_execs += 1;
+                if s.write_refused {
+                    self.caps.refuse_sealed_write(&summary);
+                }
+            }
+            sealed.map(|s| s.output)
+        } else {
+            backend.exec(&sandbox, spec).await
+        };
         // An exec during repair may change anything; audit it as a mutation.
         if self.caps.kind == CallKind::Repair {
             let outcome = match &result {

@@ -115,6 +115,19 @@ pub enum Denial {
         capability: &'static str,
         during: CallKind,
     },
+    /// A command run sealed during probe tried to write; the read-only view
+    /// refused it (the kernel did, not the host, so it is seen afterwards).
+    WriteRefusedInProbe { command: String },
+}
+
+impl Denial {
+    /// An attempt to change the sandbox outside repair, by any route.
+    pub fn is_mutation_attempt(&self) -> bool {
+        matches!(
+            self,
+            Denial::MutationOutsideRepair { .. } | Denial::WriteRefusedInProbe { .. }
+        )
+    }
 }
 
 impl std::fmt::Display for Denial {
@@ -129,6 +142,9 @@ impl std::fmt::Display for Denial {
             }
             Denial::MutationOutsideRepair { capability, during } => {
                 write!(f, "mutating {capability} call during {}", during.name())
+            }
+            Denial::WriteRefusedInProbe { command } => {
+                write!(f, "exec during probe tried to write: {command}")
             }
         }
     }
@@ -180,6 +196,8 @@ pub struct CapContext {
     pub mutations: Vec<Mutation>,
     /// Calls refused by [`CapContext::admit`] during this call.
     pub denials: Vec<Denial>,
+    /// Commands run sealed during this probe (they could read, not write).
+    pub sealed_execs: u32,
     /// A launch during this call failed in a way no retry can fix (the
     /// program or the user does not exist in the sandbox): what was missing.
     pub deterministic: Option<String>,
@@ -219,6 +237,7 @@ impl CapContext {
             audit: None,
             mutations: Vec::new(),
             denials: Vec::new(),
+            sealed_execs: 0,
             deterministic: None,
             call_deadline: None,
         }
@@ -254,6 +273,7 @@ impl CapContext {
             audit,
             mutations: Vec::new(),
             denials: Vec::new(),
+            sealed_execs: 0,
             deterministic: None,
             call_deadline: None,
         }
@@ -297,6 +317,7 @@ impl CapContext {
                     "{capability} may not mutate the sandbox during {}; only repair may",
                     during.name()
                 ),
+                Denial::WriteRefusedInProbe { .. } => denial.to_string(),
             };
             tracing::warn!(plugin = %self.plugin, sandbox = %self.sandbox, "capability denied: {message}");
             self.denials.push(denial);
@@ -305,6 +326,16 @@ impl CapContext {
         self.backend
             .clone()
             .ok_or_else(|| format!("no backend is bound during {}", self.kind.name()))
+    }
+
+    /// A sealed command reported a refused write: the probe tried to
+    /// change the sandbox. Remembered like a refused call, never audited
+    /// (nothing changed).
+    pub fn refuse_sealed_write(&mut self, command: &str) {
+        tracing::warn!(plugin = %self.plugin, sandbox = %self.sandbox, "probe exec tried to write and the read-only view refused it: {command}");
+        self.denials.push(Denial::WriteRefusedInProbe {
+            command: command.to_string(),
+        });
     }
 
     /// Remember a mutation and append it to the audit log.

@@ -297,4 +297,20 @@ mod tests {
             Ok(())
         );
     }
+
+    #[test]
+    fn a_write_a_sealed_probe_exec_attempted_fails_probe_read_only_like_a_refused_call() {
+        let denials = vec![(
+            CallKind::Probe,
+            Denial::WriteRefusedInProbe {
+                command: "[\"touch\", \"/sandbox/x\"] as default user".into(),
+            },
+        )];
+        let found = denials_of(&denials, Denial::is_mutation_attempt).unwrap_err();
+        assert!(
+            found.contains("exec during probe tried to write"),
+            "{found}"
+        );
+        assert!(found.contains("/sandbox/x"), "{found}");
+    }
 }

@@ -111,10 +111,8 @@ pub async fn run(
     suite.record(
         CheckId::ProbeReadOnly,
         all,
-        checks::denials_of(&denials, |d| {
-            matches!(d, Denial::MutationOutsideRepair { .. })
-        })
-        .map(|()| "no mutation attempted outside repair".into()),
+        checks::denials_of(&denials, Denial::is_mutation_attempt)
+            .map(|()| "no mutation attempted outside repair".into()),
     );
     suite.record(
         CheckId::CapabilitiesDeclared,

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use crate::backend::{
     Backend, BackendError, ExecResult, ExecSpec, FileContent, FileKind, FileStat, Listener,
-    ProcessId, ProcessInfo, SandboxInfo, SandboxState, Signal, SpawnSpec, Stream, WriteSpec,
+    ProcessId, ProcessInfo, SandboxInfo, SandboxState, SealedOutput, Signal, SpawnSpec, Stream,
+    WriteSpec,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +140,18 @@ impl Backend for SyntheticSandbox {
         Err(BackendError::NoSuchBinary(
             spec.argv.first().cloned().unwrap_or_default(),
         ))
+    }
+
+    /// Nothing runs in a synthetic sandbox, sealed or not.
+    async fn exec_sealed(
+        &self,
+        sandbox: &str,
+        spec: ExecSpec,
+    ) -> Result<SealedOutput, BackendError> {
+        self.exec(sandbox, spec).await.map(|output| SealedOutput {
+            output,
+            write_refused: false,
+        })
     }
 
     async fn spawn_detached(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::backend::{
     Backend, BackendError, ExecResult, ExecSpec, FileContent, FileStat, Listener, ProcessId,
-    ProcessInfo, SandboxInfo, Signal, SpawnSpec, Stream, WriteSpec,
+    ProcessInfo, SandboxInfo, SealedOutput, Signal, SpawnSpec, Stream, WriteSpec,
 };
 
 pub struct NoStart(pub Arc<dyn Backend>);
@@ -27,6 +27,13 @@ impl Backend for NoStart {
     }
     async fn exec(&self, sandbox: &str, spec: ExecSpec) -> Result<ExecResult, BackendError> {
         self.0.exec(sandbox, spec).await
+    }
+    async fn exec_sealed(
+        &self,
+        sandbox: &str,
+        spec: ExecSpec,
+    ) -> Result<SealedOutput, BackendError> {
+        self.0.exec_sealed(sandbox, spec).await
     }
     async fn spawn_detached(
         &self,

@@ -51,6 +51,34 @@ function coordinators() {
   return found;
 }
 
+// observe runs while runner probes, where the sandbox's filesystem is
+// read-only to it. SQLite then cannot create the -shm of a WAL database and
+// fails to open it. With no -wal file beside it no connection is open (a
+// WAL connection keeps its -wal until the last one closes) and nothing is
+// left unmerged, so the file alone is the database: `immutable` reads it
+// without the -shm. With a -wal, the existing -shm is used read-only.
+const CANNOT_OPEN = /unable to open database file/i;
+
+function unopenedWithoutWal(p, e) {
+  return CANNOT_OPEN.test(String(e && e.message)) && !fs.existsSync(`${p}-wal`);
+}
+
+function openReadOnly(p, timeout) {
+  let db;
+  try {
+    db = new DatabaseSync(p, { readOnly: true, timeout });
+    db.prepare('SELECT count(*) AS n FROM sqlite_schema').get();
+    return db;
+  } catch (e) {
+    if (db && db.isOpen) db.close();
+    if (!unopenedWithoutWal(p, e)) throw e;
+    const uri = new URL('file:');
+    uri.pathname = p;
+    uri.searchParams.set('immutable', '1');
+    return new DatabaseSync(uri, { readOnly: true });
+  }
+}
+
 function held(p) {
   let db;
   try {
@@ -59,6 +87,8 @@ function held(p) {
     return false;
   } catch (e) {
     if (/locked|busy/i.test(String(e && e.message))) return true;
+    // No -wal: no connection has it open, so nobody holds it.
+    if (unopenedWithoutWal(p, e)) return false;
     throw new Error(`cannot test coordinator ${p}: ${e && e.message}`);
   } finally {
     if (db && db.isOpen) db.close();
@@ -85,7 +115,7 @@ function facts() {
     uptime: fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0],
   };
   if (!fs.existsSync(dbPath)) return { ...base, db: false, table: false, row: null, coordinators: coordinators() };
-  const db = new DatabaseSync(dbPath, { readOnly: true, timeout: 2000 });
+  const db = openReadOnly(dbPath, 2000);
   try {
     return { ...base, db: true, ...readLease(db), coordinators: coordinators() };
   } finally {

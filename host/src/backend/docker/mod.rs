@@ -25,7 +25,7 @@ use super::bounded::{INTERNAL_DEADLINE, run_blocking};
 use super::procfs::ProcView;
 use super::{
     Backend, BackendError, ExecResult, ExecSpec, FileContent, FileStat, Listener, ProcessId,
-    ProcessInfo, SandboxInfo, SandboxState, Signal, SpawnSpec, Stream, WriteSpec,
+    ProcessInfo, SandboxInfo, SandboxState, SealedOutput, Signal, SpawnSpec, Stream, WriteSpec,
 };
 use target::{Access, Target};
 
@@ -293,6 +293,19 @@ impl Backend for DockerBackend {
         self.run_exec(sandbox, spec).await
     }
 
+    async fn exec_sealed(
+        &self,
+        sandbox: &str,
+        spec: ExecSpec,
+    ) -> Result<SealedOutput, BackendError> {
+        let target = self.target(sandbox).await?;
+        match &target.access {
+            Access::HostProc => target.view()?.exec_sealed(target.host_start, spec).await,
+            Access::ExecOnly(why) => Err(BackendError::Denied(format!(
+                "exec during probe runs sealed through the host's /proc view of the container, which is not available ({why}); a probe may not exec here"
+            ))),
+        }
+    }
     async fn spawn_detached(
         &self,
         sandbox: &str,

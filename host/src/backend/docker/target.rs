@@ -41,7 +41,7 @@ const REUSE_WITHOUT_INSPECT: Duration = Duration::from_secs(2);
 impl Target {
     /// The `/proc` view, refusing if the init pid now names another process.
     pub(super) fn view(&self) -> Result<ProcView, BackendError> {
-        match host_start_time(self.host_pid) {
+        match procfs::start_time(self.host_pid) {
             Some(t) if t == self.host_start => match &self.view {
                 Some(v) => Ok(v.clone()),
                 None => ProcView::new(self.host_pid),
@@ -52,11 +52,6 @@ impl Target {
             ))),
         }
     }
-}
-
-fn host_start_time(pid: u32) -> Option<u64> {
-    let line = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    procfs::parse_stat(&line).map(|s| s.start_time)
 }
 
 /// The container id appears in the init's cgroup path under both cgroup v1
@@ -106,7 +101,7 @@ impl DockerBackend {
         if let Some(mut t) = cached
             && t.id == info.id
             && t.host_pid == pid
-            && (t.access != Access::HostProc || host_start_time(pid) == Some(t.host_start))
+            && (t.access != Access::HostProc || procfs::start_time(pid) == Some(t.host_start))
         {
             t.inspected = Instant::now();
             if let Ok(mut targets) = self.targets.lock() {
@@ -131,12 +126,12 @@ impl DockerBackend {
         let t = self.targets.lock().ok()?.get(sandbox).cloned()?;
         (t.access == Access::HostProc
             && t.inspected.elapsed() < REUSE_WITHOUT_INSPECT
-            && host_start_time(t.host_pid) == Some(t.host_start))
+            && procfs::start_time(t.host_pid) == Some(t.host_start))
         .then_some(t)
     }
 
     async fn verify(&self, sandbox: &str, id: &str, pid: u32) -> Target {
-        let host_start = host_start_time(pid);
+        let host_start = procfs::start_time(pid);
         let access = if !self.host_proc {
             Access::ExecOnly("host /proc access is turned off for this backend".into())
         } else if !self.local_engine {

@@ -11,12 +11,14 @@
 //! - [`processes`]: the sandbox's pid namespace, identity-checked signals.
 //! - [`sockets`]: listening sockets and connects inside its network namespace.
 //! - [`listen_diag`]: whether one port listens there, asked of sock_diag.
+//! - [`sealed`]: commands that can read the sandbox but not change it.
 //! - [`parse`]: the pure parsers of `/proc` text.
 
 mod files;
 mod listen_diag;
 mod parse;
 mod processes;
+mod sealed;
 mod sockets;
 
 use std::fs::File;
@@ -108,6 +110,24 @@ impl ProcView {
             e => BackendError::Failed(format!("open {path}: {e}")),
         })
     }
+}
+
+impl ProcView {
+    /// Runs `spec` sealed in this sandbox (see [`sealed`]); `init_start` is
+    /// the init's start time the caller verified.
+    pub(crate) async fn exec_sealed(
+        &self,
+        init_start: u64,
+        spec: crate::backend::ExecSpec,
+    ) -> Result<crate::backend::SealedOutput, BackendError> {
+        sealed::run(self.clone(), init_start, spec).await
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat`: with the pid, a process's identity.
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let line = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&line).map(|s| s.start_time)
 }
 
 fn read_capped(path: &str, max: usize) -> std::io::Result<Vec<u8>> {

@@ -28,6 +28,11 @@ impl Plugin for Testkit {
                 setting("beta", "healthy", "healthy|broken|unknown"),
                 setting("argv", "true", "comma-separated argv for behaviour=exec"),
                 setting(
+                    "user",
+                    "",
+                    "user for behaviour=exec (empty: the sandbox's default)",
+                ),
+                setting(
                     "path",
                     "/tmp/testkit-out",
                     "target path for behaviour=symlink-write",
@@ -76,7 +81,11 @@ impl Plugin for Testkit {
             },
             "exec" => {
                 let argv = settings.list("argv")?;
-                match sandbox.command(argv).timeout_ms(5_000).run() {
+                let mut command = sandbox.command(argv).timeout_ms(5_000);
+                if let Some(user) = settings.get("user").ok().filter(|u| !u.is_empty()) {
+                    command = command.user(user);
+                }
+                match command.run() {
                     Ok(out) => Report::healthy("alpha", "exec ran")
                         .evidence("exit", out.exit_code)
                         .evidence("stdout", String::from_utf8_lossy(&out.stdout))
