@@ -3,6 +3,7 @@
 //!
 //! `cargo bench -p runner --bench exec_roundtrip` (RUNNER_BENCH_RUNS=N to
 //! change the run count, default 60). Target: ours p50 <= 1.2 x bare p50.
+//! The sealed exec (what `exec` is during probe) is measured beside them.
 
 #[path = "support/stats.rs"]
 mod stats;
@@ -37,11 +38,14 @@ async fn main() -> Result<()> {
 
     for _ in 0..WARMUP {
         ours(&backend, &name).await?;
+        sealed(&backend, &name).await?;
         runner_e2e::exec::bare_true_exec(backend.client(), &name).await?;
     }
     let mut t_ours = Vec::with_capacity(runs);
     let mut t_bare = Vec::with_capacity(runs);
+    let mut t_sealed = Vec::with_capacity(runs);
     for i in 0..runs {
+        t_sealed.push(sealed(&backend, &name).await?);
         // Alternate who goes first so neither always runs on a warm engine.
         if i % 2 == 0 {
             t_ours.push(ours(&backend, &name).await?);
@@ -53,6 +57,7 @@ async fn main() -> Result<()> {
     }
     let a = Summary::of(&mut t_ours);
     let b = Summary::of(&mut t_bare);
+    let c = Summary::of(&mut t_sealed);
     println!("exec round trip of `true` on {name}, {runs} interleaved runs each");
     println!(
         "{:<28} {:>9} {:>9} {:>9} {:>9}",
@@ -60,6 +65,7 @@ async fn main() -> Result<()> {
     );
     a.row("DockerBackend::exec");
     b.row("bare bollard exec");
+    c.row("DockerBackend::exec_sealed");
     let ratio = a.p50.as_secs_f64() / b.p50.as_secs_f64();
     println!(
         "p50 ratio ours/bare = {ratio:.3} (target <= 1.20: {})",
@@ -68,18 +74,31 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-async fn ours(backend: &DockerBackend, name: &str) -> Result<Duration> {
-    let spec = ExecSpec {
+fn true_spec() -> ExecSpec {
+    ExecSpec {
         argv: vec!["true".into()],
         timeout: Duration::from_secs(10),
         max_output: 64 * 1024,
         ..ExecSpec::default()
-    };
+    }
+}
+
+async fn ours(backend: &DockerBackend, name: &str) -> Result<Duration> {
     let started = Instant::now();
-    let r = backend.exec(name, spec).await?;
+    let r = backend.exec(name, true_spec()).await?;
     let took = started.elapsed();
     if r.exit_code != 0 {
         bail!("`true` exited {}", r.exit_code);
+    }
+    Ok(took)
+}
+
+async fn sealed(backend: &DockerBackend, name: &str) -> Result<Duration> {
+    let started = Instant::now();
+    let r = backend.exec_sealed(name, true_spec()).await?.output;
+    let took = started.elapsed();
+    if r.exit_code != 0 {
+        bail!("sealed `true` exited {}", r.exit_code);
     }
     Ok(took)
 }

@@ -50,6 +50,7 @@ impl Host for PluginState {
             }
             sealed.map(|s| s.output)
         } else {
+            self.caps.begin(Capability::Exec, "run", &summary);
             backend.exec(&sandbox, spec).await
         };
         // An exec during repair may change anything; audit it as a mutation.

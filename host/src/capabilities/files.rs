@@ -86,6 +86,7 @@ impl Host for PluginState {
             req.uid,
             req.gid
         );
+        self.caps.begin(Capability::Files, "write", &detail);
         let result = backend
             .write_file(
                 &sandbox,
@@ -122,6 +123,7 @@ impl Host for PluginState {
             Some(c) => format!("{path} (if content is the {} bytes read)", c.len()),
             None => path.clone(),
         };
+        self.caps.begin(Capability::Files, "remove-if", &detail);
         let result = backend.remove_file_if(&sandbox, &path, if_content).await;
         let outcome = match &result {
             Ok(true) => "removed".to_string(),
@@ -129,10 +131,9 @@ impl Host for PluginState {
             Err(e) => format!("error: {e}"),
         };
         // Only an actual removal changed the sandbox.
-        if !matches!(result, Ok(false)) {
-            self.caps
-                .record(Capability::Files, "remove-if", detail, outcome);
-        }
+        let changed = !matches!(result, Ok(false));
+        self.caps
+            .finish(Capability::Files, "remove-if", detail, outcome, changed);
         result.map_err(cap_error)
     }
 

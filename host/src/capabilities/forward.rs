@@ -83,22 +83,33 @@ impl Host for PluginState {
             .clone()
             .ok_or_else(|| CapError::Unavailable("no forward registry".into()))?;
         let before = registry.status(&sandbox, &host).await.state;
+        let detail = format!(
+            "{}:{} -> sandbox :{}",
+            host.bind, host.host_port, host.sandbox_port
+        );
+        // Only a forward that is not already runner's is about to change.
+        let starting = before != HostState::Owned;
+        if starting {
+            self.caps.begin(Capability::Forward, "ensure", &detail);
+        }
         let result = registry.ensure(backend, &sandbox, &host).await;
         match &result {
-            Ok(status) if status.state == HostState::Owned && before != HostState::Owned => {
-                let detail = format!(
-                    "{}:{} -> sandbox :{}",
-                    host.bind, host.host_port, host.sandbox_port
-                );
+            Ok(status) if status.state == HostState::Owned && starting => {
                 self.caps.record(
                     Capability::Forward,
                     "ensure",
                     detail,
-                    format!("started (was {before:?})"),
+                    format!("running (was {before:?})"),
                 );
             }
+            Ok(status) if starting => self.caps.finish(
+                Capability::Forward,
+                "ensure",
+                detail,
+                format!("not started (now {:?})", status.state),
+                false,
+            ),
             Err(e) => {
-                let detail = format!("{}:{}", host.bind, host.host_port);
                 self.caps
                     .record(Capability::Forward, "ensure", detail, format!("error: {e}"));
             }

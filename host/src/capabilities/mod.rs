@@ -338,6 +338,14 @@ impl CapContext {
         });
     }
 
+    /// Audits a change about to be made, before the backend call: a runner
+    /// killed during the call (kill -9, OOM) still leaves a trace of what
+    /// it may have changed. The line's result is [`STARTED`]; the line with
+    /// the outcome follows unless runner died in between.
+    pub fn begin(&self, cap: Capability, action: &str, detail: &str) {
+        self.audit_line(cap, action, detail, STARTED);
+    }
+
     /// Remember a mutation and append it to the audit log.
     pub fn record(
         &mut self,
@@ -345,6 +353,20 @@ impl CapContext {
         action: impl Into<String>,
         detail: impl Into<String>,
         result: impl Into<String>,
+    ) {
+        self.finish(cap, action, detail, result, true);
+    }
+
+    /// The outcome of a call announced with [`CapContext::begin`]: always
+    /// audited (so every `started` line has its outcome), kept for the
+    /// report as a mutation only when it `changed` the sandbox.
+    pub fn finish(
+        &mut self,
+        cap: Capability,
+        action: impl Into<String>,
+        detail: impl Into<String>,
+        result: impl Into<String>,
+        changed: bool,
     ) {
         let mutation = Mutation {
             capability: cap.name(),
@@ -359,22 +381,32 @@ impl CapContext {
             capability = mutation.capability,
             action = %mutation.action,
             result = %mutation.result,
+            changed,
             "mutation: {}",
             mutation.detail
         );
+        self.audit_line(cap, &mutation.action, &mutation.detail, &mutation.result);
+        if changed {
+            self.mutations.push(mutation);
+        }
+    }
+
+    fn audit_line(&self, cap: Capability, action: &str, detail: &str, result: &str) {
         if let Some(audit) = &self.audit {
             audit.append(&AuditRecord {
                 sandbox: &self.sandbox,
                 plugin: &self.plugin,
                 link: self.link.as_deref().unwrap_or("-"),
-                action: &format!("{}.{}", mutation.capability, mutation.action),
-                detail: &mutation.detail,
-                result: &mutation.result,
+                action: &format!("{}.{action}", cap.name()),
+                detail,
+                result,
             });
         }
-        self.mutations.push(mutation);
     }
 }
+
+/// The audit result of a change announced before it is made.
+pub const STARTED: &str = "started";
 
 // The shared types interface has no functions, only the trait to satisfy.
 impl crate::runtime::bindings::runner::plugin::types::Host for crate::runtime::state::PluginState {}

@@ -68,6 +68,8 @@ impl Host for PluginState {
             Signal::Hup => BSignal::Hup,
             Signal::Cont => BSignal::Cont,
         };
+        let detail = format!("{signal:?} to pid {} (start {})", id.pid, id.start_time);
+        self.caps.begin(Capability::Processes, "signal", &detail);
         let result = backend
             .signal(
                 &sandbox,
@@ -83,14 +85,9 @@ impl Host for PluginState {
             Ok(false) => "not sent: identity gone".to_string(),
             Err(e) => format!("error: {e}"),
         };
-        if !matches!(result, Ok(false)) {
-            self.caps.record(
-                Capability::Processes,
-                "signal",
-                format!("{signal:?} to pid {} (start {})", id.pid, id.start_time),
-                outcome,
-            );
-        }
+        let changed = !matches!(result, Ok(false));
+        self.caps
+            .finish(Capability::Processes, "signal", detail, outcome, changed);
         result.map_err(cap_error)
     }
 }

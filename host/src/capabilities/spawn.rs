@@ -41,6 +41,7 @@ impl Host for PluginState {
             workdir: req.workdir,
             log_file: req.log_file,
         };
+        self.caps.begin(Capability::Spawn, "detached", &detail);
         let result = backend.spawn_detached(&sandbox, spec).await;
         let outcome = match &result {
             Ok(id) => format!("pid {} start {}", id.pid, id.start_time),
