@@ -228,7 +228,7 @@ async fn kill_9_of_watch_mid_repair_then_a_new_watch_takes_over() -> Result<()> 
     let mut w = start(0).await?;
     watch::wait_dashboard(port, Duration::from_secs(30), &w).await?;
     // Kill this long after the repair's first audited mutation.
-    let delays_ms = [0u64, 0, 20, 40, 80, 120, 160];
+    let delays_ms = [0u64, 0, 10, 20, 40, 60, 80, 120, 160, 200];
     let mut mid_repair = 0;
     for (i, &delay) in delays_ms.iter().enumerate() {
         let before = audit_len(&audit);
@@ -304,7 +304,7 @@ async fn kill_9_of_watch_mid_repair_then_a_new_watch_takes_over() -> Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_recovers_by_every_alias_launch_one_gateway_every_time() -> Result<()> {
-    const ROUNDS: usize = 6;
+    const ROUNDS: usize = 10;
     let sb = e2e::healthy_keepalive("chaos-alias").await?;
     let port = free_port()?;
     let runner = Runner::new("chaos-alias");

@@ -17,11 +17,11 @@ use runner_e2e::agents::Relaunch;
 use runner_e2e::layout::{self, CIAO_CRASH_TEXT, OPENCLAW_CONFIG, OPENCLAW_PORT};
 use runner_e2e::ports::FOREIGN_BODY;
 use runner_e2e::wait::{poll_until, poll_value};
-use runner_e2e::{Engine, ForeignListener, Mode, Sandbox, SandboxSpec, free_port, images};
+use runner_e2e::{Engine, ForeignListener, Mode, Sandbox, free_port};
 use serde_json::Value;
 
 /// The fixture gateway serves within a second; generous for a loaded box.
-const READY: Duration = Duration::from_secs(20);
+const READY: Duration = e2e::FIXTURE_READY;
 
 /// The staged guard chain and the state lock, for snapshots.
 fn chain_paths() -> Vec<String> {
