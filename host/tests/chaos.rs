@@ -544,6 +544,21 @@ async fn plugin_faults_during_a_real_recover_exit_4_and_leave_nothing_blocking()
     let t = Target::fixture(&sb, port);
     let runner = Runner::new("chaos-plugin-fault");
     let testkit = e2e::test_plugin("testkit");
+    // Compiled once beforehand, so "promptly" below times the fault, not
+    // the first compile of the component.
+    let warm = runner
+        .run(
+            &[
+                "status".into(),
+                "--plugin".into(),
+                testkit.clone(),
+                "--sandbox".into(),
+                sb.name().into(),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(warm.code, Some(0), "{}", warm.context());
     for case in PLUGIN_FAULTS {
         sb.kill_gateway_9().await?;
         sb.exec(&["rm", "-f", MARKER], Some("0"))
@@ -618,5 +633,33 @@ async fn plugin_faults_during_a_real_recover_exit_4_and_leave_nothing_blocking()
         "MEASURED {} plugin faults during a real recover: each exit 4 within {TIMEOUT:?} + 3 s, no lock held, the next recover exit 0 with 1 gateway",
         PLUGIN_FAULTS.len()
     );
+    Ok(())
+}
+
+/// The outside checks recognise what they claim to: a torn last audit line
+/// and a lock some process still holds.
+#[test]
+fn the_checks_catch_a_torn_audit_line_and_a_held_lock() -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let dir = std::env::temp_dir().join(format!("runner-chaos-checks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("locks"))?;
+    let audit = dir.join("audit.jsonl");
+    std::fs::write(&audit, "{\"action\":\"files.write\"}\n")?;
+    assert_eq!(e2e::audit_whole_lines(&audit)?.len(), 1);
+    std::fs::write(&audit, "{\"action\":\"files.write\"}\n{\"action\":\"spa")?;
+    assert!(e2e::audit_whole_lines(&audit).is_err(), "a torn last line");
+    std::fs::write(&audit, "{\"action\":\"files.write\"}\n{\"act\n")?;
+    assert!(e2e::audit_whole_lines(&audit).is_err(), "a torn inner line");
+
+    let lock = std::fs::File::create(dir.join("locks/docker-sb.lock"))?;
+    assert_eq!(e2e::locks_free(&dir)?, 1);
+    // SAFETY: flock on a valid, owned descriptor.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(rc, 0);
+    assert!(e2e::locks_free(&dir).is_err(), "a held lock");
+    drop(lock);
+    assert_eq!(e2e::locks_free(&dir)?, 1);
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
