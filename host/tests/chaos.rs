@@ -80,6 +80,15 @@ enum Break {
 }
 
 impl Break {
+    /// The mutations (`capability.action`, count) that repairing this break
+    /// takes, whoever makes them: the killed run or the next one.
+    fn repair_needs(self) -> &'static [(&'static str, usize)] {
+        match self {
+            Break::DockerRestart => &[("files.write", 3), ("spawn.detached", 1)],
+            Break::KillGateway => &[("files.remove-if", 1), ("spawn.detached", 1)],
+        }
+    }
+
     async fn apply(self, sb: &Sandbox) -> Result<()> {
         match self {
             Break::DockerRestart => sb.docker_restart().await,
@@ -91,10 +100,73 @@ impl Break {
 /// When the recover is killed.
 #[derive(Debug, Clone, Copy)]
 enum KillAt {
-    /// This share (percent) of an uninterrupted repair's duration after start.
-    Percent(u32),
+    /// This share (percent) of the time an uninterrupted repair took to its
+    /// first mutation: starting, probing, planning.
+    BeforeMutating(u32),
+    /// This share (percent) of the way from an uninterrupted repair's first
+    /// mutation to its end: repairing, verifying.
+    Mutating(u32),
     /// Right after the audit log shows a mutation of this `capability.action`.
     AfterAudit(&'static str),
+}
+
+/// An uninterrupted repair: how long to its first audited mutation, and in all.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    first_mutation: Duration,
+    total: Duration,
+}
+
+impl Timing {
+    fn kill_after(&self, at: KillAt) -> Option<Duration> {
+        match at {
+            KillAt::BeforeMutating(p) => Some(self.first_mutation * p / 100),
+            KillAt::Mutating(p) => {
+                Some(self.first_mutation + (self.total - self.first_mutation) * p / 100)
+            }
+            KillAt::AfterAudit(_) => None,
+        }
+    }
+}
+
+/// `runner recover` of `t` left to finish, timed from outside: when its first
+/// mutation reached the audit log, and when it exited.
+async fn timed_recover(runner: &Runner, t: &Target) -> Result<(e2e::Run, Timing)> {
+    let audit = runner.audit_path();
+    let before = audit_len(&audit);
+    let args = t.args("recover");
+    let mut child = runner.spawn(&args);
+    let started = Instant::now();
+    let mut first = None;
+    while first.is_none() && child.try_wait()?.is_none() {
+        ensure!(
+            started.elapsed() < TRIGGER_LIMIT,
+            "recover ran past {TRIGGER_LIMIT:?}"
+        );
+        if audit_len(&audit) > before {
+            first = Some(started.elapsed());
+        }
+        tokio::time::sleep(AUDIT_POLL).await;
+    }
+    let out = tokio::time::timeout(TRIGGER_LIMIT, child.wait_with_output())
+        .await
+        .context("recover ran too long")??;
+    let total = started.elapsed();
+    let run = e2e::Run {
+        args,
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: total,
+    };
+    let first_mutation = first.with_context(|| format!("no mutation\n{}", run.context()))?;
+    Ok((
+        run,
+        Timing {
+            first_mutation,
+            total,
+        },
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,22 +177,34 @@ async fn kill_9_of_recover_mid_repair_then_the_next_recover_repairs_cleanly() ->
     let runner = Runner::new("chaos-kill-recover");
     runner.recover(&t).await.expect_ok();
 
-    // Each break's uninterrupted repair, timed: the swept kill points are
-    // shares of it, so they land inside the repair however loaded the box is.
+    // Each break's uninterrupted repair, timed (the quicker of two): the
+    // swept kill points are shares of it, so they land inside the repair
+    // however loaded the box is.
     let breaks = [Break::DockerRestart, Break::KillGateway];
-    let mut full = Vec::new();
+    let mut timings = Vec::new();
     for b in breaks {
-        b.apply(&sb).await?;
-        let run = runner.recover(&t).await;
-        run.expect(0, "recovered");
-        assert_settled(&sb, &runner, &run, port).await?;
-        full.push((b, run.elapsed));
+        let mut quickest = Timing {
+            first_mutation: Duration::MAX,
+            total: Duration::MAX,
+        };
+        for _ in 0..2 {
+            b.apply(&sb).await?;
+            let (run, timing) = timed_recover(&runner, &t).await?;
+            run.expect(0, "recovered");
+            assert_settled(&sb, &runner, &run, port).await?;
+            quickest.first_mutation = quickest.first_mutation.min(timing.first_mutation);
+            quickest.total = quickest.total.min(timing.total);
+        }
+        timings.push((b, quickest));
     }
-    eprintln!("MEASURED uninterrupted repairs: {full:?}");
+    eprintln!("MEASURED uninterrupted repairs: {timings:?}");
 
+    // A break: 0, 40, 80 % of the way to the first mutation, then 0, 10,
+    // …, 80 % of the mutating part: 12 points.
     let mut plan: Vec<(Break, KillAt)> = Vec::new();
     for b in breaks {
-        plan.extend((0..100).step_by(10).map(|p| (b, KillAt::Percent(p))));
+        plan.extend([0, 40, 80].map(|p| (b, KillAt::BeforeMutating(p))));
+        plan.extend((0..90).step_by(10).map(|p| (b, KillAt::Mutating(p))));
     }
     for action in ["files.write", "spawn.detached", "forward.ensure"] {
         plan.push((Break::DockerRestart, KillAt::AfterAudit(action)));
@@ -131,15 +215,16 @@ async fn kill_9_of_recover_mid_repair_then_the_next_recover_repairs_cleanly() ->
 
     let audit = runner.audit_path();
     let (mut killed_running, mut finished_first, mut mutated_before_kill) = (0, 0, 0);
+    let mut unaudited = Vec::new();
     for (i, &(b, at)) in plan.iter().enumerate() {
         let before = audit_len(&audit);
         b.apply(&sb).await?;
         let mut child = runner.spawn(&t.args("recover"));
         let started = Instant::now();
         match at {
-            KillAt::Percent(p) => {
-                let d = full.iter().find(|(x, _)| *x == b).map(|(_, d)| *d).unwrap();
-                tokio::time::sleep(d * p / 100).await;
+            KillAt::BeforeMutating(_) | KillAt::Mutating(_) => {
+                let (_, timing) = timings.iter().find(|(x, _)| *x == b).unwrap();
+                tokio::time::sleep(timing.kill_after(at).unwrap()).await;
             }
             KillAt::AfterAudit(action) => {
                 while audit_actions(&audit, before, action) == 0 {
@@ -173,7 +258,32 @@ async fn kill_9_of_recover_mid_repair_then_the_next_recover_repairs_cleanly() ->
         e2e::locks_free(runner.state_dir())
             .with_context(|| format!("run {i}: a lock outlived the killed recover"))?;
 
+        let killed_kinds: Vec<String> = e2e::audit_whole_lines(&audit)?
+            .split_off(before)
+            .iter()
+            .map(|r| r["action"].as_str().unwrap_or("").to_string())
+            .collect();
+
         let next = runner.recover(&t).await;
+        // What the repair needed and neither run's audit lines show was
+        // done by the killed run after its effect and before its audit line.
+        let next_kinds = next.mutation_kinds();
+        let missing: Vec<&str> = b
+            .repair_needs()
+            .iter()
+            .filter(|(kind, n)| {
+                killed_kinds
+                    .iter()
+                    .chain(&next_kinds)
+                    .filter(|k| k == kind)
+                    .count()
+                    < *n
+            })
+            .map(|(kind, _)| *kind)
+            .collect();
+        if !missing.is_empty() {
+            unaudited.push((i, missing.clone()));
+        }
         assert_settled(&sb, &runner, &next, port)
             .await
             .with_context(|| {
@@ -183,7 +293,7 @@ async fn kill_9_of_recover_mid_repair_then_the_next_recover_repairs_cleanly() ->
                 )
             })?;
         eprintln!(
-            "run {i}: {b:?} killed at {at:?} after {at_kill:.0?} ({}; {mutated} mutation(s) before) -> next recover {} in {:.0?}",
+            "run {i}: {b:?} killed at {at:?} after {at_kill:.0?} ({}; audited before the kill {killed_kinds:?}) -> next recover {} in {:.0?}: {next_kinds:?}",
             if running { "mid-run" } else { "already done" },
             next.report()["outcome"],
             next.elapsed
@@ -192,6 +302,12 @@ async fn kill_9_of_recover_mid_repair_then_the_next_recover_repairs_cleanly() ->
     eprintln!(
         "MEASURED kill -9 of recover: {} runs, {killed_running} killed while running ({mutated_before_kill} after mutating), {finished_first} had finished; every next recover exit 0, 1 gateway, 1 forward, no lock held, audit whole",
         plan.len()
+    );
+    // Known gap (reported, not yet asserted): a mutation is audited after
+    // it returns, so a kill in between leaves it done but unrecorded.
+    eprintln!(
+        "MEASURED kill -9 of recover: {} run(s) left a mutation done but not audited: {unaudited:?}",
+        unaudited.len()
     );
     assert!(
         killed_running >= 20,
