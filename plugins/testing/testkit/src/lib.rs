@@ -1,6 +1,8 @@
 //! A plugin whose behaviour is chosen by the `behaviour` setting, so the host
 //! tests can make one component loop, exhaust memory, panic, break the
 //! contract or try to escape its sandbox, then prove the next call is clean.
+//! `repair-argv` + `repair-fault` make the repair of `beta` mutate the sandbox
+//! first and then fault, for the chaos suite (host/tests/chaos.rs).
 
 use runner_plugin_sdk::bindings::runner::plugin::types::LinkReport;
 use runner_plugin_sdk::{
