@@ -12,31 +12,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bollard::models::ContainerStateStatusEnum;
-use e2e::{Runner, Target};
+use e2e::{Runner, Target, fixture_spec, healthy_keepalive};
 use runner_e2e::agents::Relaunch;
 use runner_e2e::layout::{self, CIAO_CRASH_TEXT, OPENCLAW_CONFIG, OPENCLAW_PORT};
 use runner_e2e::ports::FOREIGN_BODY;
 use runner_e2e::wait::{poll_until, poll_value};
-use runner_e2e::{Engine, ForeignListener, Mode, Sandbox, SandboxSpec, free_port, images};
+use runner_e2e::{Engine, ForeignListener, Mode, Sandbox, free_port};
 use serde_json::Value;
 
 /// The fixture gateway serves within a second; generous for a loaded box.
-const READY: Duration = Duration::from_secs(20);
-
-async fn fixture_spec(mode: Mode, prefix: &str) -> Result<SandboxSpec> {
-    Ok(SandboxSpec::new(images::ensure("fixture").await?)
-        .mode(mode)
-        .name_prefix(format!("e2e-{prefix}")))
-}
-
-/// A keepalive fixture sandbox (PID 1 launches the gateway on the first boot
-/// only, as NemoClaw#2042) whose gateway answers /health.
-async fn healthy_keepalive(prefix: &str) -> Result<Sandbox> {
-    let engine = Engine::connect().await?;
-    let sb = Sandbox::create(&engine, fixture_spec(Mode::Keepalive, prefix).await?).await?;
-    sb.wait_http_ok(OPENCLAW_PORT, "/health", READY).await?;
-    Ok(sb)
-}
+const READY: Duration = e2e::FIXTURE_READY;
 
 /// The staged guard chain and the state lock, for snapshots.
 fn chain_paths() -> Vec<String> {
@@ -949,135 +934,31 @@ async fn recovers_by_name_and_by_id_at_once_launch_one_gateway() -> Result<()> {
     let port = free_port()?;
     let runner = Runner::new("alias");
     sb.restart_with_grace(1).await?;
-    // The same sandbox named three ways: name, full id, short id.
-    let by_name = Target::fixture(&sb, port);
-    let mut by_id = Target::fixture(&sb, port);
-    by_id.sandbox = sb.id().to_string();
-    let mut by_short = Target::fixture(&sb, port);
-    by_short.sandbox = sb.id()[..12].to_string();
-    let (a, b, c) = tokio::join!(
-        runner.recover(&by_name),
-        runner.recover(&by_id),
-        runner.recover(&by_short)
-    );
-    for run in [&a, &b, &c] {
-        let outcome = run.report()["outcome"].as_str().unwrap_or("").to_string();
-        assert!(
-            run.code == Some(0) && (outcome == "recovered" || outcome == "healthy"),
-            "every alias ends healthy\n{}",
-            run.context()
-        );
+    // The same sandbox named every way (name, full id, short id, name again).
+    let aliases = e2e::every_alias(&sb, port);
+    for run in e2e::recover_all_at_once(&runner, &aliases).await {
+        run.expect_ok();
     }
-    let launches: Vec<_> = runner
-        .audit()
-        .into_iter()
-        .filter(|r| r["action"] == "spawn.detached" && r["link"] == "gateway")
-        .collect();
-    assert_eq!(launches.len(), 1, "one gateway launch: {launches:?}");
+    let audit = runner.audit();
+    assert_eq!(
+        e2e::gateway_launches(&audit),
+        1,
+        "one gateway launch: {audit:?}"
+    );
     assert!(
-        runner.audit().iter().all(|r| r["sandbox"] == sb.name()),
+        audit.iter().all(|r| r["sandbox"] == sb.name()),
         "every audit line names the sandbox by its name"
     );
     let pids = sb.gateway_pids().await?;
     assert_eq!(pids.len(), 1, "exactly one gateway runs: {pids:?}");
     // By id alone, later: the forward the name-keyed run started is runner's own.
-    let again = runner.recover(&by_id).await;
+    let again = runner.recover(&aliases[1]).await;
     again.expect(0, "healthy");
     assert_eq!(
         again.report()["mutations"],
         serde_json::json!([]),
         "{}",
         again.context()
-    );
-    Ok(())
-}
-
-/// A sandbox whose own init launches the gateway (NemoClaw's supervised
-/// `nemoclaw-start`), recovered the moment it starts: whatever the init's
-/// launch delay (swept 0–2 s), runner never launches a second gateway, and
-/// the report credits the init.
-#[tokio::test]
-async fn supervisor_launching_late_is_credited_and_never_doubled() -> Result<()> {
-    let engine = Engine::connect().await?;
-    let runner = Runner::new("supervised-race");
-    let mut credited = 0;
-    let mut already_running = 0;
-    let delays: Vec<f64> = (0..=20).map(|i| f64::from(i) / 10.0).collect();
-    for &delay in &delays {
-        let spec = fixture_spec(Mode::Supervised, "race")
-            .await?
-            .env("SANDBOX_LAUNCH_DELAY", format!("{delay:.1}"));
-        let sb = Sandbox::create(&engine, spec).await?;
-        let port = free_port()?;
-        let run = runner.recover(&Target::fixture(&sb, port)).await;
-        let outcome = run.report()["outcome"].as_str().unwrap_or("").to_string();
-        assert!(
-            run.code == Some(0) && (outcome == "healthy" || outcome == "recovered"),
-            "delay {delay}: not healthy\n{}",
-            run.context()
-        );
-        let gateway = run.link("gateway");
-        eprintln!(
-            "delay {delay:.1} s: recover took {:.0?}; gateway {} -> {} -> {}: {}",
-            run.elapsed, gateway["before"], gateway["action"], gateway["after"], gateway["summary"]
-        );
-        match gateway["action"].as_str() {
-            Some("none") if gateway["before"] == "broken" => {
-                // Broken at the probe, then the init's gateway came: credited
-                // during the wait, or already serving when the repair looked.
-                let note = gateway["evidence"]["not-needed"].as_str().unwrap_or("");
-                assert!(
-                    !note.is_empty(),
-                    "delay {delay}: the repair says why it did nothing\n{}",
-                    run.context()
-                );
-                if note.contains("supervisor") && note.contains("nemoclaw-start") {
-                    credited += 1;
-                } else {
-                    already_running += 1;
-                }
-            }
-            Some("none") => already_running += 1,
-            other => panic!("delay {delay}: gateway action {other:?}\n{}", run.context()),
-        }
-        // Long enough for a second launch to show: the init's delay has passed.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let pids = sb.gateway_pids().await?;
-        assert_eq!(
-            pids.len(),
-            1,
-            "delay {delay}: gateways {pids:?}\n{}",
-            run.context()
-        );
-        sb.remove().await?;
-    }
-    let launches = runner
-        .audit()
-        .iter()
-        .filter(|r| r["action"] == "spawn.detached" && r["link"] == "gateway")
-        .count();
-    assert_eq!(launches, 0, "runner launched beside the init");
-    assert!(credited > 0, "the sweep never caught the init mid-start");
-    // Control: with the supervisor rule switched off the same start is a
-    // race runner loses — it launches a gateway of its own.
-    let control = Runner::new("supervised-race-control");
-    let spec = fixture_spec(Mode::Supervised, "race")
-        .await?
-        .env("SANDBOX_LAUNCH_DELAY", "1.5");
-    let sb = Sandbox::create(&engine, spec).await?;
-    let run = control
-        .recover(&Target::fixture(&sb, free_port()?).set("supervisor", ""))
-        .await;
-    sb.remove().await?;
-    assert_eq!(
-        run.link("gateway")["action"],
-        "repaired",
-        "without the rule runner launches beside the init\n{}",
-        run.context()
-    );
-    eprintln!(
-        "MEASURED {} supervised starts: {credited} credited to the init during runner's wait, {already_running} already running at the probe or the repair, 0 duplicate gateways",
-        delays.len()
     );
     Ok(())
 }

@@ -15,54 +15,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use runner_e2e::{Sandbox, free_port};
 use watch::{
-    Watch, dashboard_ok, forward_pid, is_runner, labelled, listeners, recover_json, runner_cli,
-    setup, token, wait_dashboard,
+    StateDir, Watch, dashboard_ok, forward_pid, labelled, listeners, one_runner_listener,
+    recover_json, setup, token, wait_dashboard,
 };
 
-/// Exactly one socket listens on `port` and its process is `owner` (when
-/// given) and this build's runner binary.
+/// Exactly one socket listens on `port`, of this build's runner (and of
+/// `owner` when given).
 fn assert_one_runner_listener(port: u16, owner: Option<u32>, w: &Watch) -> Result<u32> {
-    let pids = listeners(port)?;
-    if pids.len() != 1 {
-        bail!(
-            "want exactly one listener on {port}, got pids {pids:?}; watch log:\n{}",
-            w.log_text()
-        );
-    }
-    let pid = pids[0];
-    if !is_runner(pid) {
-        bail!("the listener on {port} is pid {pid}, not runner");
-    }
-    if let Some(o) = owner
-        && o != pid
-    {
-        bail!("the listener on {port} is pid {pid}, want {o}");
-    }
-    Ok(pid)
-}
-
-/// A state dir shared by a one-shot `runner recover` and the watchers.
-struct StateDir(std::path::PathBuf);
-
-impl StateDir {
-    fn new(tag: &str) -> Result<StateDir> {
-        let dir = std::env::temp_dir().join(format!("runner-watch-rec-state-{}", token(tag)));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        Ok(StateDir(dir))
-    }
-
-    fn as_str(&self) -> String {
-        self.0.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for StateDir {
-    fn drop(&mut self) {
-        // Detached forwards recorded here: the product's own (identity-checked) stop.
-        let _ = runner_cli(&self.0, &["forward", "stop", "--all"]);
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    one_runner_listener(port, owner).with_context(|| format!("watch log:\n{}", w.log_text()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use runner_e2e::layout::{self, CIAO_CRASH_TEXT};
-use runner_e2e::{HttpReply, Sandbox};
+use runner_e2e::{Engine, HttpReply, Mode, Sandbox, SandboxSpec, images};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -49,6 +49,34 @@ pub fn detail_words(detail: &str) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The fixture gateway serves within a second; generous for a loaded box.
+pub const FIXTURE_READY: Duration = Duration::from_secs(20);
+
+/// A fixture sandbox spec whose container name carries `prefix`.
+pub async fn fixture_spec(mode: Mode, prefix: &str) -> Result<SandboxSpec> {
+    Ok(SandboxSpec::new(images::ensure("fixture").await?)
+        .mode(mode)
+        .name_prefix(format!("e2e-{prefix}")))
+}
+
+/// A keepalive fixture sandbox (PID 1 launches the gateway on the first boot
+/// only, as NemoClaw#2042) whose gateway answers /health.
+pub async fn healthy_keepalive(prefix: &str) -> Result<Sandbox> {
+    let engine = Engine::connect().await?;
+    let sb = Sandbox::create(&engine, fixture_spec(Mode::Keepalive, prefix).await?).await?;
+    sb.wait_http_ok(layout::OPENCLAW_PORT, "/health", FIXTURE_READY)
+        .await?;
+    Ok(sb)
+}
+
+/// The path of a test plugin component built by build.rs (e.g. `testkit`).
+pub fn test_plugin(name: &str) -> String {
+    PathBuf::from(env!("RUNNER_WASM_PLUGIN_DIR"))
+        .join(format!("{name}.wasm"))
+        .display()
+        .to_string()
 }
 
 /// What one `runner status|recover` is pointed at.
@@ -102,7 +130,8 @@ impl Target {
         self
     }
 
-    fn args(&self, command: &str) -> Vec<String> {
+    /// `COMMAND --plugin … --sandbox … --json --timeout … --set …`.
+    pub fn args(&self, command: &str) -> Vec<String> {
         let mut args = vec![
             command.to_string(),
             "--plugin".into(),
@@ -156,8 +185,9 @@ impl Runner {
         self.run(&t.args("recover"), &[]).await
     }
 
-    /// `runner ARGS` with extra environment; never panics on the outcome.
-    pub async fn run(&self, args: &[String], env: &[(&str, &str)]) -> Run {
+    /// `runner ARGS` with this runner's state and cache dirs, output piped,
+    /// killed when dropped.
+    fn command(&self, args: &[String], env: &[(&str, &str)]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_runner"));
         cmd.args(args)
             .env("RUNNER_STATE_DIR", &self.state)
@@ -170,8 +200,23 @@ impl Runner {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        cmd
+    }
+
+    /// `runner ARGS` started and left running (e.g. to be killed mid-run).
+    pub fn spawn(&self, args: &[String]) -> tokio::process::Child {
+        self.command(args, &[])
+            .spawn()
+            .expect("spawn the runner binary")
+    }
+
+    /// `runner ARGS` with extra environment; never panics on the outcome.
+    pub async fn run(&self, args: &[String], env: &[(&str, &str)]) -> Run {
         let started = Instant::now();
-        let child = cmd.spawn().expect("spawn the runner binary");
+        let child = self
+            .command(args, env)
+            .spawn()
+            .expect("spawn the runner binary");
         let pid = child.id();
         let out = match tokio::time::timeout(PROCESS_LIMIT, child.wait_with_output()).await {
             Ok(out) => out.expect("wait for runner"),
@@ -201,6 +246,10 @@ impl Runner {
             run.elapsed
         );
         run
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.state.join("audit.jsonl")
     }
 
     /// The audit log's records (empty when there is none).
@@ -262,6 +311,17 @@ pub struct Run {
 }
 
 impl Run {
+    /// Exit 0 with the sandbox healthy at the end, whether this run repaired
+    /// it (`recovered`) or found it so (`healthy`, e.g. a concurrent run did).
+    pub fn expect_ok(&self) {
+        let outcome = self.report()["outcome"].as_str().unwrap_or("").to_string();
+        assert!(
+            self.code == Some(0) && (outcome == "recovered" || outcome == "healthy"),
+            "want exit 0, recovered or healthy\n{}",
+            self.context()
+        );
+    }
+
     fn json(&self) -> Option<Value> {
         serde_json::from_str(&self.stdout).ok()
     }
@@ -827,4 +887,86 @@ pub async fn hostname(sb: &Sandbox) -> Result<String> {
         .context("no /proc/sys/kernel/hostname")?
         .trim()
         .to_string())
+}
+
+/// Gateway launches (`spawn.detached` on the `gateway` link) among audit records.
+pub fn gateway_launches(records: &[Value]) -> usize {
+    records
+        .iter()
+        .filter(|r| r["action"] == "spawn.detached" && r["link"] == "gateway")
+        .count()
+}
+
+/// The same fixture sandbox named every way runner accepts it: name, full id,
+/// short id, and the name again (two runs by the very same alias).
+pub fn every_alias(sb: &Sandbox, host_port: u16) -> Vec<Target> {
+    [
+        sb.name().to_string(),
+        sb.id().to_string(),
+        sb.id()[..12].to_string(),
+        sb.name().to_string(),
+    ]
+    .into_iter()
+    .map(|alias| {
+        let mut t = Target::fixture(sb, host_port);
+        t.sandbox = alias;
+        t
+    })
+    .collect()
+}
+
+/// `runner recover` of every target at once; the runs in the targets' order.
+pub async fn recover_all_at_once(runner: &Runner, targets: &[Target]) -> Vec<Run> {
+    futures_util::future::join_all(targets.iter().map(|t| runner.recover(t))).await
+}
+
+/// The audit log at `path` is whole JSON lines: every line parses and the file
+/// ends with a newline (a torn last line would not). Returns the records.
+pub fn audit_whole_lines(path: &Path) -> Result<Vec<Value>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+    };
+    ensure!(
+        text.is_empty() || text.ends_with('\n'),
+        "{} ends in a torn line: {:?}",
+        path.display(),
+        text.lines().last()
+    );
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{} line {} is not JSON: {l}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// No lock under `state/locks` is held: each can be taken at once (a
+/// process that died holding one released it; a live one would block).
+pub fn locks_free(state: &Path) -> Result<usize> {
+    let dir = state.join("locks");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("list {}", dir.display())),
+    };
+    let mut n = 0;
+    for entry in entries {
+        let path = entry?.path();
+        let file =
+            std::fs::File::open(&path).with_context(|| format!("open {}", path.display()))?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a valid, owned descriptor; closing it releases the lock.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        ensure!(
+            rc == 0,
+            "{} is still locked: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+        n += 1;
+    }
+    Ok(n)
 }

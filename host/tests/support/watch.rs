@@ -375,3 +375,48 @@ pub fn forward_pid(report: &serde_json::Value) -> Option<u32> {
         .parse()
         .ok()
 }
+
+/// Exactly one socket listens on host `port`, its process is this build's
+/// runner binary, and `owner` when given. Returns that pid.
+pub fn one_runner_listener(port: u16, owner: Option<u32>) -> Result<u32> {
+    let pids = listeners(port)?;
+    if pids.len() != 1 {
+        bail!("want exactly one listener on {port}, got pids {pids:?}");
+    }
+    let pid = pids[0];
+    if !is_runner(pid) {
+        bail!("the listener on {port} is pid {pid}, not runner");
+    }
+    if let Some(o) = owner
+        && o != pid
+    {
+        bail!("the listener on {port} is pid {pid}, want {o}");
+    }
+    Ok(pid)
+}
+
+/// A state dir shared by one-shot `runner recover`s and watchers (pass it as
+/// `RUNNER_STATE_DIR` to [`Watch::start_with`]); stops the detached forwards
+/// recorded there and removes it on drop.
+pub struct StateDir(pub PathBuf);
+
+impl StateDir {
+    pub fn new(tag: &str) -> Result<StateDir> {
+        let dir = std::env::temp_dir().join(format!("runner-watch-rec-state-{}", token(tag)));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(StateDir(dir))
+    }
+
+    pub fn as_str(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        // Detached forwards recorded here: the product's own (identity-checked) stop.
+        let _ = runner_cli(&self.0, &["forward", "stop", "--all"]);
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

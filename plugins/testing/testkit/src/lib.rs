@@ -1,6 +1,8 @@
 //! A plugin whose behaviour is chosen by the `behaviour` setting, so the host
 //! tests can make one component loop, exhaust memory, panic, break the
 //! contract or try to escape its sandbox, then prove the next call is clean.
+//! `repair-argv` + `repair-fault` make the repair of `beta` mutate the sandbox
+//! first and then fault, for the chaos suite (host/tests/chaos.rs).
 
 use runner_plugin_sdk::bindings::runner::plugin::types::LinkReport;
 use runner_plugin_sdk::{
@@ -38,6 +40,16 @@ impl Plugin for Testkit {
                     "target path for behaviour=symlink-write",
                 ),
                 setting("sleep-ms", "0", "milliseconds to sleep for behaviour=sleep"),
+                setting(
+                    "repair-fault",
+                    "none",
+                    "none|loop|membomb|panic: what the repair of beta does after `repair-argv`",
+                ),
+                setting(
+                    "repair-argv",
+                    "",
+                    "argv the repair of beta runs in the sandbox before `repair-fault` (empty: none)",
+                ),
             ],
             capabilities: vec!["exec".into(), "files".into(), "log".into()],
         }
@@ -113,6 +125,22 @@ impl Plugin for Testkit {
     fn repair(target: Target, link: String) -> RepairOutcome {
         let settings = Settings::new(&target);
         let sandbox = Sandbox::new(&target.sandbox);
+        if link == "beta" {
+            // A repair that mutates the sandbox, then faults: what is left
+            // behind must not block the next run.
+            let argv = settings.argv("repair-argv").unwrap_or_default();
+            if !argv.is_empty()
+                && let Err(e) = sandbox.command(argv).timeout_ms(5_000).run()
+            {
+                return RepairOutcome::Failed(format!("repair-argv: {}: {e:?}", e.kind()));
+            }
+            match settings.get("repair-fault") {
+                Ok("loop") => spin_forever(),
+                Ok("membomb") => exhaust_memory(),
+                Ok("panic") => panic!("testkit: repair exploded on purpose"),
+                _ => {}
+            }
+        }
         match (settings.get("behaviour"), link.as_str()) {
             (Ok("loop"), _) => spin_forever(),
             // The same escape attempts as in probe, but in repair, where
