@@ -216,7 +216,7 @@ fn recover_that_cannot_fix_a_link_exits_1_and_names_the_layer() {
     let plugin = testkit();
     let mut args = status_args(
         &plugin,
-        &["--json", "--set", "beta=broken", "--timeout", "3s"],
+        &["--json", "--set", "beta=broken", "--timeout", "6s"],
     );
     args[0] = "recover";
     let out = run.runner(&args);

@@ -275,6 +275,17 @@ async fn docker_restart_restages_guards_before_the_launch() -> Result<()> {
         "the audit log has every mutation, in order"
     );
 
+    // Each change was announced before it was made, its outcome right after.
+    let raw = runner.audit_raw();
+    assert_eq!(raw.len(), 2 * audit.len(), "{raw:?}");
+    for pair in raw.chunks(2) {
+        assert_eq!(pair[0]["result"], "pending", "{pair:?}");
+        assert_ne!(pair[1]["result"], "pending", "{pair:?}");
+        for key in ["action", "detail", "link", "sandbox"] {
+            assert_eq!(pair[0][key], pair[1][key], "{key}: {pair:?}");
+        }
+    }
+
     e2e::assert_guards_staged(&sb).await?;
     // PID 1 did not launch anything: the pid space restarted, so compare the
     // start time rather than the pid.

@@ -340,10 +340,10 @@ impl CapContext {
 
     /// Audits a change about to be made, before the backend call: a runner
     /// killed during the call (kill -9, OOM) still leaves a trace of what
-    /// it may have changed. The line's result is [`STARTED`]; the line with
+    /// it may have changed. The line's result is [`PENDING`]; the line with
     /// the outcome follows unless runner died in between.
     pub fn begin(&self, cap: Capability, action: &str, detail: &str) {
-        self.audit_line(cap, action, detail, STARTED);
+        self.audit_line(cap, action, detail, PENDING);
     }
 
     /// Remember a mutation and append it to the audit log.
@@ -358,7 +358,7 @@ impl CapContext {
     }
 
     /// The outcome of a call announced with [`CapContext::begin`]: always
-    /// audited (so every `started` line has its outcome), kept for the
+    /// audited (so every `pending` line has its outcome), kept for the
     /// report as a mutation only when it `changed` the sandbox.
     pub fn finish(
         &mut self,
@@ -406,7 +406,7 @@ impl CapContext {
 }
 
 /// The audit result of a change announced before it is made.
-pub const STARTED: &str = "started";
+pub const PENDING: &str = "pending";
 
 // The shared types interface has no functions, only the trait to satisfy.
 impl crate::runtime::bindings::runner::plugin::types::Host for crate::runtime::state::PluginState {}

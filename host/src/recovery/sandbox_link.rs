@@ -184,26 +184,32 @@ pub async fn check(
         }
         _ => {
             engine.progress.phase("starting sandbox");
+            let detail = format!("{} ({})", req.sandbox, state_name(&info.state));
+            let audit = |result: &str| {
+                if let Some(audit) = &engine.audit {
+                    audit.append(&AuditRecord {
+                        sandbox: req.sandbox,
+                        plugin: &req.plugin.info.name,
+                        link: LINK,
+                        action: "sandbox.start",
+                        detail: &detail,
+                        result,
+                    });
+                }
+            };
+            // Announced before it is made, like every capability's change.
+            audit(crate::capabilities::PENDING);
             let result = engine.backend.start(req.sandbox).await;
             let mutation = Mutation {
                 capability: "sandbox",
                 action: "start".into(),
-                detail: format!("{} ({})", req.sandbox, state_name(&info.state)),
+                detail: detail.clone(),
                 result: match &result {
                     Ok(()) => "started".into(),
                     Err(e) => format!("error: {e}"),
                 },
             };
-            if let Some(audit) = &engine.audit {
-                audit.append(&AuditRecord {
-                    sandbox: req.sandbox,
-                    plugin: &req.plugin.info.name,
-                    link: LINK,
-                    action: "sandbox.start",
-                    detail: &mutation.detail,
-                    result: &mutation.result,
-                });
-            }
+            audit(&mutation.result);
             mutations.push(mutation);
             let after = match result {
                 Ok(()) => inspect().await,

@@ -252,8 +252,18 @@ impl Runner {
         self.state.join("audit.jsonl")
     }
 
-    /// The audit log's records (empty when there is none).
+    /// The audit log's outcome records (empty when there is none): each
+    /// change's `started` line, written before the change, is left out (see
+    /// [`Runner::audit_raw`]).
     pub fn audit(&self) -> Vec<Value> {
+        self.audit_raw()
+            .into_iter()
+            .filter(|r| r["result"] != "pending")
+            .collect()
+    }
+
+    /// Every line of the audit log, `pending` announcements included.
+    pub fn audit_raw(&self) -> Vec<Value> {
         match std::fs::read_to_string(self.state.join("audit.jsonl")) {
             Ok(text) => text
                 .lines()

@@ -173,6 +173,9 @@ impl Watch {
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|r| r["sandbox"] == sandbox)
+            // Outcomes only: each change is also announced (`pending`)
+            // before it is made.
+            .filter(|r| r["result"] != "pending")
             .collect()
     }
 
