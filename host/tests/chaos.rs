@@ -695,7 +695,7 @@ async fn plugin_faults_during_a_real_recover_exit_4_and_leave_nothing_blocking()
         for s in case.settings {
             args.extend(["--set".to_string(), s.to_string()]);
         }
-        let audited = runner.audit().len();
+        let audited = runner.audit_raw().len();
         let fault = runner.run(&args, &[]).await;
         fault.expect(4, "plugin-fault");
         assert!(
