@@ -2,6 +2,8 @@
 
 use bollard::errors::Error as EngineError;
 
+use super::endpoint::Endpoint;
+use super::tls;
 use crate::backend::BackendError;
 
 const FIX_START: &str = "start the Docker engine (`systemctl start docker`, or run `dockerd` in the \
@@ -71,6 +73,37 @@ pub(crate) fn unreachable_error(e: &(dyn std::error::Error + 'static)) -> Backen
         cause,
         fix: fix.to_string(),
     }
+}
+
+/// A failed connect to `endpoint`. A TLS handshake that failed is said to
+/// be one, naming where the certificates came from: "unreachable" alone
+/// would send the user looking for a stopped engine.
+pub(crate) fn connect_error(endpoint: &Endpoint, e: &EngineError) -> BackendError {
+    if let Some(files) = &endpoint.tls
+        && let Some(why) = tls::handshake_failure(e)
+    {
+        return BackendError::EngineUnreachable {
+            cause: format!(
+                "TLS verification with {} failed: {why} (CA and client certificate from {})",
+                endpoint.host, files.origin
+            ),
+            fix: format!(
+                "check that {} holds the CA that signed this engine's certificate (ca.pem) and a client \
+                 certificate and key it accepts (cert.pem, key.pem)",
+                files.origin
+            ),
+        };
+    }
+    if endpoint.tls.is_none()
+        && let EngineError::DockerResponseServerError { message, .. } = e
+        && message.contains("HTTPS server")
+    {
+        return BackendError::EngineUnreachable {
+            cause: format!("{} speaks TLS and runner sent plain HTTP ({message})", endpoint.host),
+            fix: "set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the directory with ca.pem, cert.pem and key.pem".into(),
+        };
+    }
+    unreachable_error(e)
 }
 
 pub(crate) fn unreachable(cause: String, permission: bool) -> BackendError {
