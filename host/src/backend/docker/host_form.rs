@@ -58,6 +58,31 @@ pub fn is_network(value: &str) -> bool {
     value.starts_with("tcp://") || value.starts_with("http://")
 }
 
+/// The address can only be an engine on this machine: a unix socket, or TCP
+/// to a loopback address (an engine behind TLS on 127.0.0.1 is as local as
+/// its socket). Whether a container's init is really visible here is still
+/// proven per container before the host's `/proc` is used.
+pub fn is_this_machine(value: &str) -> bool {
+    if value.starts_with("unix://") {
+        return true;
+    }
+    let Some(authority) = value
+        .strip_prefix("tcp://")
+        .or_else(|| value.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let authority = authority.strip_suffix('/').unwrap_or(authority);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or(v6, |(addr, _)| addr),
+        None => authority.split(':').next().unwrap_or(authority),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +99,26 @@ mod tests {
             "tcp://engine",
         ] {
             assert!(well_formed(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn sockets_and_loopback_tcp_are_this_machine() {
+        for local in [
+            "unix:///var/run/docker.sock",
+            "tcp://127.0.0.1:2376",
+            "tcp://127.0.0.2:2376/",
+            "tcp://localhost:2376",
+            "http://[::1]:2375",
+        ] {
+            assert!(is_this_machine(local), "{local}");
+        }
+        for remote in [
+            "tcp://10.0.0.5:2376",
+            "tcp://engine.example.com:2376",
+            "tcp://[2001:db8::1]:2376",
+        ] {
+            assert!(!is_this_machine(remote), "{remote}");
         }
     }
 

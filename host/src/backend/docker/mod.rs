@@ -49,7 +49,7 @@ const CLIENT_TIMEOUT_S: u64 = 120;
 pub struct DockerBackend {
     docker: Docker,
     endpoint: String,
-    /// The engine listens on a unix socket of this machine.
+    /// The engine is on this machine: a unix socket, or TCP to loopback.
     local_engine: bool,
     /// Whether `/proc/<init>` may be used at all (see `exec_only`).
     host_proc: bool,
@@ -109,7 +109,7 @@ impl DockerBackend {
         let deadline = Instant::now() + limit;
         let left = || deadline.saturating_duration_since(Instant::now());
         let endpoint = target.host.clone();
-        let local_engine = endpoint.starts_with("unix://");
+        let local_engine = host_form::is_this_machine(&endpoint);
         if let Some(path) = endpoint.strip_prefix("unix://") {
             match std::fs::metadata(path) {
                 Ok(_) => {}
