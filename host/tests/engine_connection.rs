@@ -93,3 +93,190 @@ async fn status_and_recover_over_tls_with_the_engines_ca() -> Result<()> {
     sb.remove().await?;
     Ok(())
 }
+
+/// Everything the run printed, for message checks.
+fn said(run: &Run) -> String {
+    format!("{}\n{}", run.stdout, run.stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_ca_is_a_tls_verification_failure_and_plain_http_is_told_to_use_tls() -> Result<()>
+{
+    let (private, _) = tls_engine().await?;
+    let config = temp_dir("wrong-ca-config");
+    let host = private.tcp_host().unwrap();
+    let r = Runner::new("engine-wrong-ca");
+    let wrong = private.certs().unwrap().wrong_ca_dir();
+
+    let run = runner(
+        &r,
+        "status",
+        "any",
+        free_port()?,
+        &tls_env(&host, &wrong, &config),
+    )
+    .await;
+    assert_eq!(run.code, Some(3), "{}", run.context());
+    let text = said(&run);
+    assert!(text.contains("TLS verification"), "{}", run.context());
+    assert!(
+        text.contains(&format!("DOCKER_CERT_PATH={}", wrong.display())),
+        "{}",
+        run.context()
+    );
+    assert!(text.contains("UnknownIssuer"), "{}", run.context());
+
+    // No TLS variables: plain HTTP, which the TLS port refuses; the
+    // message points at the variables.
+    let plain = [
+        ("DOCKER_HOST", host.as_str()),
+        ("DOCKER_CONFIG", config.to_str().unwrap()),
+    ];
+    let run = runner(&r, "status", "any", free_port()?, &plain).await;
+    assert_eq!(run.code, Some(3), "{}", run.context());
+    assert!(
+        said(&run).contains("speaks TLS") && said(&run).contains("DOCKER_TLS_VERIFY=1"),
+        "{}",
+        run.context()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_verify_with_a_missing_key_is_a_usage_error_naming_the_file() -> Result<()> {
+    let dir = temp_dir("missing-key");
+    let certs = runner_e2e::test_certs::TestCerts::make(&dir.join("made"))?;
+    let client = certs.client_dir();
+    std::fs::remove_file(client.join("key.pem"))?;
+    let r = Runner::new("engine-missing-key");
+    // Nothing listens there: exit 2 comes before any connection.
+    let host = format!("tcp://127.0.0.1:{}", free_port()?);
+    let run = runner(
+        &r,
+        "status",
+        "any",
+        free_port()?,
+        &tls_env(&host, &client, &dir),
+    )
+    .await;
+    assert_eq!(run.code, Some(2), "{}", run.context());
+    let key = client.join("key.pem");
+    assert!(
+        said(&run).contains(key.to_str().unwrap()) && said(&run).contains("does not exist"),
+        "{}",
+        run.context()
+    );
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// `docker context create NAME --docker host=…,ca=…,cert=…,key=…` under
+/// `config` (DOCKER_CONFIG), by the Docker CLI itself: runner must read the
+/// store the CLI writes.
+fn create_context(config: &Path, name: &str, host: &str, certs: &Path) -> Result<()> {
+    let docker = format!(
+        "host={host},ca={},cert={},key={}",
+        certs.join("ca.pem").display(),
+        certs.join("cert.pem").display(),
+        certs.join("key.pem").display()
+    );
+    let out = std::process::Command::new("/usr/bin/docker")
+        .args(["context", "create", name, "--docker", &docker])
+        .env("DOCKER_CONFIG", config)
+        .env_remove("DOCKER_HOST")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "docker context create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_context_for_the_private_engine_is_followed_and_docker_host_wins() -> Result<()> {
+    let (private, image) = tls_engine().await?;
+    let engine = private.engine().await?;
+    let sb = Sandbox::create(
+        &engine,
+        SandboxSpec::new(&image)
+            .mode(Mode::Keepalive)
+            .network("none"),
+    )
+    .await?;
+    let config = temp_dir("context-config");
+    let client = private.certs().unwrap().client_dir();
+    create_context(
+        &config,
+        "private-tls",
+        &private.tcp_host().unwrap(),
+        &client,
+    )?;
+    let cfg = config.to_str().unwrap();
+    let r = Runner::new("engine-context");
+    let port = free_port()?;
+
+    let by_env = [("DOCKER_CONTEXT", "private-tls"), ("DOCKER_CONFIG", cfg)];
+    runner(&r, "recover", sb.name(), port, &by_env)
+        .await
+        .expect(0, "recovered");
+
+    // `docker context use` writes currentContext into config.json.
+    let used = std::process::Command::new("/usr/bin/docker")
+        .args(["context", "use", "private-tls"])
+        .env("DOCKER_CONFIG", &config)
+        .output()?;
+    assert!(
+        used.status.success(),
+        "{}",
+        String::from_utf8_lossy(&used.stderr)
+    );
+    runner(&r, "status", sb.name(), port, &[("DOCKER_CONFIG", cfg)])
+        .await
+        .expect(0, "healthy");
+
+    // DOCKER_HOST set wins over the context, as in the CLI.
+    let elsewhere = format!("unix://{}/no-engine.sock", config.display());
+    let run = runner(
+        &r,
+        "status",
+        sb.name(),
+        port,
+        &[
+            ("DOCKER_CONFIG", cfg),
+            ("DOCKER_CONTEXT", "private-tls"),
+            ("DOCKER_HOST", &elsewhere),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(3), "{}", run.context());
+    assert!(said(&run).contains("no engine socket"), "{}", run.context());
+    sb.remove().await?;
+    std::fs::remove_dir_all(&config)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_context_is_a_usage_error_naming_it() -> Result<()> {
+    let config = temp_dir("unknown-context");
+    let r = Runner::new("engine-unknown-context");
+    let run = runner(
+        &r,
+        "status",
+        "any",
+        free_port()?,
+        &[
+            ("DOCKER_CONTEXT", "no-such-ctx"),
+            ("DOCKER_CONFIG", config.to_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(2), "{}", run.context());
+    assert!(
+        said(&run).contains("'no-such-ctx'") && said(&run).contains("docker context ls"),
+        "{}",
+        run.context()
+    );
+    std::fs::remove_dir_all(&config)?;
+    Ok(())
+}

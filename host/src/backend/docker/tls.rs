@@ -94,24 +94,26 @@ pub fn install_provider() {
 
 /// The TLS failure inside an engine error, if that is what it is (as
 /// opposed to a refused connection or a timeout). rustls errors reach
-/// bollard wrapped in an `io::Error`, whose `source()` skips the wrapped
-/// error, so each link is also unwrapped by hand.
+/// bollard wrapped in an `io::Error` (twice: tokio-rustls, then
+/// hyper-rustls), whose `source()` skips the wrapped error, so io errors are
+/// also unwrapped by hand.
 pub fn handshake_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = next {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
-        }
-        if let Some(tls) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
+        if let Some(tls) = rustls_in(err) {
             return Some(tls.to_string());
         }
         next = err.source();
     }
     None
+}
+
+fn rustls_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = err.downcast_ref::<std::io::Error>()?.get_ref()?;
+    rustls_in(inner)
 }
 
 #[cfg(test)]
@@ -155,10 +157,11 @@ mod tests {
 
     #[test]
     fn a_wrapped_rustls_error_is_recognised_and_others_are_not() {
-        let tls = std::io::Error::new(
+        // As hyper-rustls hands it on: io::Error::other(io::Error(rustls)).
+        let tls = std::io::Error::other(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
-        );
+        ));
         let found = handshake_failure(&tls).expect("a TLS failure");
         assert!(found.contains("invalid peer certificate"), "{found}");
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
