@@ -95,10 +95,10 @@ impl SandboxSpec {
         }
     }
 
-    /// `--restart unless-stopped`: the engine brings it back after its own
-    /// restart.
-    pub fn restart_unless_stopped(mut self) -> Self {
-        self.restart = RestartPolicyNameEnum::UNLESS_STOPPED;
+    /// `--restart POLICY` (`always`, `unless-stopped`: the engine brings it
+    /// back after its own restart).
+    pub fn restart(mut self, policy: RestartPolicyNameEnum) -> Self {
+        self.restart = policy;
         self
     }
 
