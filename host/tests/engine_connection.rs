@@ -280,3 +280,46 @@ async fn an_unknown_context_is_a_usage_error_naming_it() -> Result<()> {
     std::fs::remove_dir_all(&config)?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_engine_that_accepts_and_never_answers_ends_the_run_by_its_deadline() -> Result<()> {
+    let dir = temp_dir("tls-hang");
+    let certs = runner_e2e::test_certs::TestCerts::make(&dir.join("made"))?;
+    // Accepts the connection and then says nothing: the TLS handshake
+    // itself must be cut by `--timeout`.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let host = format!("tcp://{}", listener.local_addr()?);
+    let held = std::thread::spawn(move || {
+        let conns: Vec<_> = listener.incoming().take(4).collect();
+        std::thread::sleep(std::time::Duration::from_secs(20));
+        drop(conns);
+    });
+    let r = Runner::new("engine-tls-hang");
+    let args: Vec<String> = [
+        "status",
+        "--plugin",
+        "openclaw",
+        "--sandbox",
+        "any",
+        "--json",
+        "--timeout",
+        "500ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run = r
+        .run(&args, &tls_env(&host, &certs.client_dir(), &dir))
+        .await;
+    assert_eq!(run.code, Some(3), "{}", run.context());
+    assert!(
+        run.elapsed < std::time::Duration::from_secs(4),
+        "took {:?} with --timeout 500ms\n{}",
+        run.elapsed,
+        run.context()
+    );
+    assert!(said(&run).contains("did not answer"), "{}", run.context());
+    drop(held);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
