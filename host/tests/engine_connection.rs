@@ -323,3 +323,54 @@ async fn a_tls_engine_that_accepts_and_never_answers_ends_the_run_by_its_deadlin
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+/// A unix socket that answers every connection with `reply` (and reads
+/// nothing), like a service that is not an engine.
+fn impostor_socket(dir: &Path, reply: &'static [u8]) -> Result<PathBuf> {
+    use std::io::Write;
+    let path = dir.join("impostor.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path)?;
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten().take(8) {
+            let _ = conn.write_all(reply);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    });
+    Ok(path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_is_not_the_docker_api_is_named_as_such_with_the_podman_socket() -> Result<()>
+{
+    // What containerd's gRPC socket sends first (an HTTP/2 SETTINGS frame),
+    // and an SSH banner.
+    for (tag, reply) in [
+        ("h2", &b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"[..]),
+        ("ssh", &b"SSH-2.0-OpenSSH_9.2\r\n"[..]),
+    ] {
+        let dir = temp_dir(&format!("impostor-{tag}"));
+        let sock = impostor_socket(&dir, reply)?;
+        let r = Runner::new(&format!("engine-impostor-{tag}"));
+        let host = format!("unix://{}", sock.display());
+        let run = runner(
+            &r,
+            "status",
+            "any",
+            free_port()?,
+            &[
+                ("DOCKER_HOST", &host),
+                ("DOCKER_CONFIG", dir.to_str().unwrap()),
+            ],
+        )
+        .await;
+        assert_eq!(run.code, Some(3), "{}", run.context());
+        let text = said(&run);
+        assert!(
+            text.contains("not with the Docker Engine API") && text.contains("podman.sock"),
+            "{tag}: {}",
+            run.context()
+        );
+        std::fs::remove_dir_all(&dir)?;
+    }
+    Ok(())
+}
