@@ -143,13 +143,18 @@ pub fn resolve(env: &EnvView) -> Result<Endpoint, EndpointError> {
     }
     let named = match env.get("DOCKER_CONTEXT")? {
         Some(name) => Some((name, "DOCKER_CONTEXT".to_string())),
-        None => {
-            let dir = env.config_dir()?;
-            context::current(&dir)?.map(|name| {
-                let from = format!("currentContext in {}", dir.join("config.json").display());
-                (name, from)
-            })
-        }
+        // No HOME and no DOCKER_CONFIG (a bare service environment): no
+        // config file to name a context, so the local socket, as before.
+        None => match env.config_dir() {
+            Err(EndpointError::NoHome) => None,
+            dir => {
+                let dir = dir?;
+                context::current(&dir)?.map(|name| {
+                    let from = format!("currentContext in {}", dir.join("config.json").display());
+                    (name, from)
+                })
+            }
+        },
     };
     match named {
         Some((name, from)) if name != context::DEFAULT => {
@@ -265,6 +270,21 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(e, Endpoint::local());
+    }
+
+    #[test]
+    fn no_home_and_no_docker_config_is_still_the_local_socket() {
+        assert_eq!(
+            resolve(&EnvView::from_pairs(&[])).unwrap(),
+            Endpoint::local()
+        );
+        // ... but TLS material must then be named explicitly.
+        let err = resolve(&EnvView::from_pairs(&[
+            ("DOCKER_HOST", "tcp://127.0.0.1:2376"),
+            ("DOCKER_TLS_VERIFY", "1"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err, EndpointError::NoHome);
     }
 
     #[test]
