@@ -65,10 +65,11 @@ fn banner(text: &str) {
 }
 
 pub async fn run(args: DemoArgs) -> ExitCode {
-    if let Err(e) = super::docker_host::check_env() {
-        return fail(exit::USAGE, &e);
-    }
-    let backend = match DockerBackend::connect().await {
+    let endpoint = match super::docker_host::resolve_env() {
+        Ok(e) => e,
+        Err(e) => return fail(exit::USAGE, &e),
+    };
+    let backend = match DockerBackend::connect_endpoint(&endpoint).await {
         Ok(b) => b,
         Err(e) => {
             return fail(

@@ -247,17 +247,18 @@ fn audit_stop(audit: &AuditLog, o: &StopOutcome) {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    if args.backend == BackendKind::Docker
-        && let Err(e) = super::docker_host::check_env()
-    {
-        return fail(exit::USAGE, &e);
-    }
     let backend: Arc<dyn Backend> = match args.backend {
         BackendKind::Local => Arc::new(LocalBackend::new(&args.sandbox)),
-        BackendKind::Docker => match DockerBackend::connect().await {
-            Ok(d) => Arc::new(d),
-            Err(e) => return fail(exit::UNKNOWN, &e.to_string()),
-        },
+        BackendKind::Docker => {
+            let endpoint = match super::docker_host::resolve_env() {
+                Ok(e) => e,
+                Err(e) => return fail(exit::USAGE, &e),
+            };
+            match DockerBackend::connect_endpoint(&endpoint).await {
+                Ok(d) => Arc::new(d),
+                Err(e) => return fail(exit::UNKNOWN, &e.to_string()),
+            }
+        }
     };
     let opts = ServeOptions {
         state_dir: crate::paths::state_dir(),

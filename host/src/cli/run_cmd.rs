@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::audit::AuditLog;
 use crate::backend::Backend;
 use crate::backend::docker::DockerBackend;
+use crate::backend::docker::endpoint::Endpoint;
 use crate::backend::local::LocalBackend;
 use crate::forward::ForwardRegistry;
 use crate::recovery::lock::SandboxLock;
@@ -42,11 +43,13 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
         Ok(s) => s,
         Err(e) => return reply.fail(exit::USAGE, &e.to_string()),
     };
-    if args.backend == BackendKind::Docker
-        && let Err(e) = docker_host::check_env()
-    {
-        return reply.fail(exit::USAGE, &e);
-    }
+    let endpoint = match args.backend {
+        BackendKind::Docker => match docker_host::resolve_env() {
+            Ok(e) => Some(e),
+            Err(e) => return reply.fail(exit::USAGE, &e),
+        },
+        BackendKind::Local => None,
+    };
     let runtime = match plugin_cmd::try_new_runtime() {
         Ok(r) => r,
         Err((code, message)) => return reply.fail(code, &message),
@@ -67,7 +70,12 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
     let fail = |code: u8, message: &str| reply.fail(code, message);
     let backend: Arc<dyn Backend> = match args.backend {
         BackendKind::Local => Arc::new(LocalBackend::new(&args.sandbox)),
-        BackendKind::Docker => match DockerBackend::connect_within(args.timeout).await {
+        BackendKind::Docker => match DockerBackend::connect_endpoint_within(
+            endpoint.as_ref().unwrap_or(&Endpoint::local()),
+            args.timeout,
+        )
+        .await
+        {
             Ok(d) => Arc::new(d),
             Err(e) => {
                 let report = Report::unreachable(

@@ -21,9 +21,10 @@ const DEFAULT_FULL_INTERVAL: Duration = Duration::from_secs(900);
 const DEFAULT_MAX_CONCURRENT: usize = 16;
 
 pub async fn run(args: WatchArgs) -> ExitCode {
-    if let Err(e) = super::docker_host::check_env() {
-        return fail(exit::USAGE, &e);
-    }
+    let endpoint = match super::docker_host::resolve_env() {
+        Ok(e) => e,
+        Err(e) => return fail(exit::USAGE, &e),
+    };
     let config = match &args.config {
         Some(path) => match WatchConfig::load(path) {
             Ok(c) => c,
@@ -69,7 +70,7 @@ pub async fn run(args: WatchArgs) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let docker = match DockerBackend::connect().await {
+    let docker = match DockerBackend::connect_endpoint(&endpoint).await {
         Ok(d) => d,
         Err(e) => return fail(exit::UNKNOWN, &e.to_string()),
     };

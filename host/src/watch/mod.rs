@@ -303,15 +303,20 @@ pub async fn run(
     let mut metrics_task = None;
     let mut metrics_listener = metrics_listener;
 
+    let mut resubscribing = false;
+
     'outer: loop {
-        let since_arg = since
-            .map(|(s, n)| format!("{s}.{:09}", n.rem_euclid(1_000_000_000)))
-            .unwrap_or_else(|| {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default();
-                format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
-            });
+        // Replay from the last event seen or, before any, from the first
+        // subscription: an engine that died before sending an event (kill -9)
+        // restarts its containers before we are back, and a `since` of "now"
+        // at the reconnect would skip exactly those starts.
+        let (s, n) = *since.get_or_insert_with(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            (now.as_secs() as i64, now.as_nanos() as i64)
+        });
+        let since_arg = format!("{s}.{:09}", n.rem_euclid(1_000_000_000));
         let mut stream = client.events(Some(EventsOptions {
             since: Some(since_arg.clone()),
             until: None,
@@ -325,13 +330,14 @@ pub async fn run(
                 ensure_worker(&shared, t, &mut workers);
             }
         }
-        if since.is_some() {
+        if resubscribing {
             // After a gap, probe everything now rather than at the next
             // interval (a start may have fallen out of the replay buffer).
             for w in workers.values() {
                 let _ = w.tx.try_send(Msg::Probe("resubscribed"));
             }
         }
+        resubscribing = true;
         if let Some(listener) = metrics_listener.take() {
             let addr = listener.local_addr().ok();
             tracing::info!(addr = ?addr, "serving metrics on /metrics");

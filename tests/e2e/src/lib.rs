@@ -22,13 +22,16 @@ pub mod images;
 pub mod layout;
 pub mod netns;
 pub mod ports;
+pub mod private_engine;
 pub mod sandbox;
 pub mod slots;
 mod sys;
+pub mod test_certs;
 pub mod wait;
 
 pub use engine::Engine;
 pub use exec::ExecOutcome;
 pub use netns::HttpReply;
 pub use ports::{ForeignListener, free_port};
+pub use private_engine::PrivateEngine;
 pub use sandbox::{Mode, Sandbox, SandboxSpec, sweep_leftovers};

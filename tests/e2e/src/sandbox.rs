@@ -72,6 +72,10 @@ pub struct SandboxSpec {
     /// Container hostname; kept by `recreate_same_volume` (a pod recreated under
     /// its name). `None`: Docker's default, a new one for every container.
     pub hostname: Option<String>,
+    /// Docker's restart policy; `no` unless a test asks (NemoClaw runs none).
+    pub restart: RestartPolicyNameEnum,
+    /// `--network`; `None` is the engine's default bridge.
+    pub network: Option<String>,
 }
 
 impl SandboxSpec {
@@ -86,7 +90,22 @@ impl SandboxSpec {
             name_prefix: None,
             gateway_pattern: None,
             hostname: None,
+            restart: RestartPolicyNameEnum::NO,
+            network: None,
         }
+    }
+
+    /// `--restart POLICY` (`always`, `unless-stopped`: the engine brings it
+    /// back after its own restart).
+    pub fn restart(mut self, policy: RestartPolicyNameEnum) -> Self {
+        self.restart = policy;
+        self
+    }
+
+    /// `--network MODE` (`none`: loopback only).
+    pub fn network(mut self, mode: impl Into<String>) -> Self {
+        self.network = Some(mode.into());
+        self
     }
 
     pub fn mode(mut self, mode: Mode) -> Self {
@@ -308,9 +327,10 @@ impl Sandbox {
                 )])),
                 binds: Some(vec![format!("{}:/sandbox", self.volume)]),
                 restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::NO),
+                    name: Some(self.spec.restart),
                     maximum_retry_count: None,
                 }),
+                network_mode: self.spec.network.clone(),
                 ..Default::default()
             }),
             ..Default::default()

@@ -15,9 +15,16 @@ const RETRY_EVERY: Duration = Duration::from_millis(200);
 pub struct Slot {
     _file: File,
     path: PathBuf,
+    index: usize,
 }
 
 impl Slot {
+    /// Which of the `max` slots this is (0-based): a holder can derive
+    /// per-slot names (sockets, bridges) no other holder uses.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }
@@ -49,7 +56,13 @@ pub async fn acquire(kind: &str, max: usize, limit: Duration) -> Result<Slot> {
                 .open(&path)
                 .with_context(|| format!("open slot file {}", path.display()))?;
             match file.try_lock() {
-                Ok(()) => return Ok(Slot { _file: file, path }),
+                Ok(()) => {
+                    return Ok(Slot {
+                        _file: file,
+                        path,
+                        index: n,
+                    });
+                }
                 Err(TryLockError::WouldBlock) => {}
                 Err(TryLockError::Error(e)) => {
                     return Err(e).with_context(|| format!("flock {}", path.display()));

@@ -2,6 +2,8 @@
 
 use bollard::errors::Error as EngineError;
 
+use super::endpoint::Endpoint;
+use super::tls;
 use crate::backend::BackendError;
 
 const FIX_START: &str = "start the Docker engine (`systemctl start docker`, or run `dockerd` in the \
@@ -71,6 +73,67 @@ pub(crate) fn unreachable_error(e: &(dyn std::error::Error + 'static)) -> Backen
         cause,
         fix: fix.to_string(),
     }
+}
+
+/// A failed connect to `endpoint`. A TLS handshake that failed is said to
+/// be one, naming where the certificates came from: "unreachable" alone
+/// would send the user looking for a stopped engine.
+pub(crate) fn connect_error(endpoint: &Endpoint, e: &EngineError) -> BackendError {
+    if let Some(files) = &endpoint.tls
+        && let Some(why) = tls::handshake_failure(e)
+    {
+        return BackendError::EngineUnreachable {
+            cause: format!(
+                "TLS verification with {} failed: {why} (CA and client certificate from {})",
+                endpoint.host, files.origin
+            ),
+            fix: format!(
+                "check that {} holds the CA that signed this engine's certificate (ca.pem) and a client \
+                 certificate and key it accepts (cert.pem, key.pem)",
+                files.origin
+            ),
+        };
+    }
+    if endpoint.tls.is_none()
+        && let EngineError::DockerResponseServerError { message, .. } = e
+        && message.contains("HTTPS server")
+    {
+        return BackendError::EngineUnreachable {
+            cause: format!("{} speaks TLS and runner sent plain HTTP ({message})", endpoint.host),
+            fix: "set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the directory with ca.pem, cert.pem and key.pem".into(),
+        };
+    }
+    if let Some(why) = not_the_engine_api(e) {
+        return BackendError::EngineUnreachable {
+            cause: format!(
+                "{} answered, but not with the Docker Engine API ({why})",
+                endpoint.host
+            ),
+            fix: FIX_NOT_DOCKER_API.into(),
+        };
+    }
+    unreachable_error(e)
+}
+
+const FIX_NOT_DOCKER_API: &str = "point DOCKER_HOST at dockerd's socket (unix:///var/run/docker.sock) or \
+     Podman's Docker-compatible one (unix:///run/podman/podman.sock, `systemctl start podman.socket`; \
+     rootless: unix://$XDG_RUNTIME_DIR/podman/podman.sock); containerd's own socket speaks gRPC, not the \
+     Docker API";
+
+/// Something listens and answers, but not HTTP/1 (containerd's gRPC
+/// socket, an SSH or TLS port): hyper fails to parse the reply or gets
+/// bytes it did not ask for. hyper names the second case only in its text.
+fn not_the_engine_api(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && (h.is_parse() || h.to_string().contains("unexpected message"))
+        {
+            return Some(h.to_string());
+        }
+        next = err.source();
+    }
+    None
 }
 
 pub(crate) fn unreachable(cause: String, permission: bool) -> BackendError {

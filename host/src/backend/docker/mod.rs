@@ -7,18 +7,23 @@
 //! loopback connects go through an exec in the container and the rest is
 //! `Unavailable`.
 
+mod context;
+pub mod endpoint;
 mod errors;
 mod exec;
 mod fallback;
+mod host_form;
+mod small_file;
 mod spawn;
 mod target;
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum};
+use bollard::{API_DEFAULT_VERSION, Docker};
 use tokio::time::Instant;
 
 use super::bounded::{INTERNAL_DEADLINE, run_blocking};
@@ -27,6 +32,7 @@ use super::{
     Backend, BackendError, ExecResult, ExecSpec, FileContent, FileStat, Listener, ProcessId,
     ProcessInfo, SandboxInfo, SandboxState, SealedOutput, Signal, SpawnSpec, Stream, WriteSpec,
 };
+use endpoint::{Endpoint, EnvView};
 use target::{Access, Target};
 
 /// Deadline for one engine request that is not an exec.
@@ -35,12 +41,15 @@ const ENGINE_CALL: Duration = Duration::from_secs(10);
 const CONNECT_DEADLINE: Duration = Duration::from_secs(8);
 /// How long `start` waits for the container to be reported running.
 const START_DEADLINE: Duration = Duration::from_secs(30);
+/// bollard's own per-request backstop (seconds); every call is bounded more
+/// tightly by the caller.
+const CLIENT_TIMEOUT_S: u64 = 120;
 
 /// A Docker engine reached through bollard.
 pub struct DockerBackend {
     docker: Docker,
     endpoint: String,
-    /// The engine listens on a unix socket of this machine.
+    /// The engine is on this machine: a unix socket, or TCP to loopback.
     local_engine: bool,
     /// Whether `/proc/<init>` may be used at all (see `exec_only`).
     host_proc: bool,
@@ -59,32 +68,48 @@ impl std::fmt::Debug for DockerBackend {
 }
 
 impl DockerBackend {
-    /// Connects to `DOCKER_HOST` or the local socket, negotiates the API
-    /// version and pings the engine, all within a few seconds.
+    /// Connects to the engine the environment names (see [`endpoint`]),
+    /// negotiates the API version and pings it, all within a few seconds.
     pub async fn connect() -> Result<Self, BackendError> {
         Self::connect_within(CONNECT_DEADLINE).await
     }
 
     /// [`DockerBackend::connect`] that gives up after `limit` (a command's
-    /// `--timeout` bounds the connection too).
+    /// `--timeout` bounds the connection too). A configuration that names
+    /// no usable engine is `Failed`; the CLI resolves first
+    /// ([`endpoint::resolve`]) to answer it with exit 2.
     pub async fn connect_within(limit: Duration) -> Result<Self, BackendError> {
-        let endpoint = std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
-        Self::connect_to_within(&endpoint, limit).await
+        let endpoint = endpoint::resolve(&EnvView::from_process())
+            .map_err(|e| BackendError::Failed(e.to_string()))?;
+        Self::connect_endpoint_within(&endpoint, limit).await
     }
 
-    /// Connects to `endpoint` (`unix:///path`, `tcp://host:port`, ...).
+    /// Connects to `endpoint` (`unix:///path`, `tcp://host:port`, ...) in
+    /// plain text, whatever the environment says.
     pub async fn connect_to(endpoint: &str) -> Result<Self, BackendError> {
-        Self::connect_to_within(endpoint, CONNECT_DEADLINE).await
+        let endpoint = Endpoint {
+            host: endpoint.to_string(),
+            tls: None,
+            source: "given".into(),
+        };
+        Self::connect_endpoint_within(&endpoint, CONNECT_DEADLINE).await
     }
 
-    async fn connect_to_within(endpoint: &str, limit: Duration) -> Result<Self, BackendError> {
+    /// [`DockerBackend::connect_endpoint_within`] with the default deadline.
+    pub async fn connect_endpoint(target: &Endpoint) -> Result<Self, BackendError> {
+        Self::connect_endpoint_within(target, CONNECT_DEADLINE).await
+    }
+
+    /// Connects to a resolved endpoint (TLS when it carries TLS files),
+    /// within `limit` for the TLS handshake, version and ping together.
+    pub async fn connect_endpoint_within(
+        target: &Endpoint,
+        limit: Duration,
+    ) -> Result<Self, BackendError> {
         let deadline = Instant::now() + limit;
         let left = || deadline.saturating_duration_since(Instant::now());
-        let endpoint = endpoint.to_string();
-        let local_engine = endpoint.starts_with("unix://");
+        let endpoint = target.host.clone();
+        let local_engine = host_form::is_this_machine(&endpoint);
         if let Some(path) = endpoint.strip_prefix("unix://") {
             match std::fs::metadata(path) {
                 Ok(_) => {}
@@ -102,12 +127,12 @@ impl DockerBackend {
                 }
             }
         }
-        let docker =
-            Docker::connect_with_host(&endpoint).map_err(|e| errors::unreachable_error(&e))?;
+        let docker = client(target)?;
+        let failed = |e: bollard::errors::Error| errors::connect_error(target, &e);
         let version_limit = left().min(Duration::from_secs(5));
         let docker = match tokio::time::timeout(version_limit, docker.negotiate_version()).await {
             Ok(Ok(d)) => d,
-            Ok(Err(e)) => return Err(errors::unreachable_error(&e)),
+            Ok(Err(e)) => return Err(failed(e)),
             Err(_) => {
                 return Err(errors::unreachable(
                     format!(
@@ -121,7 +146,7 @@ impl DockerBackend {
         let ping_limit = left().min(Duration::from_secs(3));
         match tokio::time::timeout(ping_limit, docker.ping()).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(errors::unreachable_error(&e)),
+            Ok(Err(e)) => return Err(failed(e)),
             Err(_) => {
                 return Err(errors::unreachable(
                     format!(
@@ -132,7 +157,13 @@ impl DockerBackend {
                 ));
             }
         }
-        tracing::debug!(%endpoint, local_engine, "connected to container engine");
+        tracing::debug!(
+            %endpoint,
+            source = %target.source,
+            tls = target.tls.is_some(),
+            local_engine,
+            "connected to container engine"
+        );
         Ok(Self {
             docker,
             endpoint,
@@ -193,6 +224,33 @@ impl DockerBackend {
             ))),
         }
     }
+}
+
+/// The bollard client for `endpoint`. Built per scheme rather than with
+/// `connect_with_host`, which would switch to TLS by itself whenever
+/// `DOCKER_TLS_VERIFY` is set at all (even empty, even for a context).
+fn client(endpoint: &Endpoint) -> Result<Docker, BackendError> {
+    let host = endpoint.host.as_str();
+    let built = match &endpoint.tls {
+        Some(files) => {
+            tls::install_provider();
+            // bollard strips tcp:// (and https://) only.
+            let host = host.replacen("http://", "tcp://", 1);
+            Docker::connect_with_ssl(
+                &host,
+                &files.key,
+                &files.cert,
+                &files.ca,
+                CLIENT_TIMEOUT_S,
+                API_DEFAULT_VERSION,
+            )
+        }
+        None if host.starts_with("unix://") => {
+            Docker::connect_with_unix(host, CLIENT_TIMEOUT_S, API_DEFAULT_VERSION)
+        }
+        None => Docker::connect_with_http(host, CLIENT_TIMEOUT_S, API_DEFAULT_VERSION),
+    };
+    built.map_err(|e| errors::connect_error(endpoint, &e))
 }
 
 /// Engine state → backend state.
