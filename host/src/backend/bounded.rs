@@ -103,6 +103,21 @@ pub(crate) async fn collect(
     std::mem::replace(&mut *guard, CappedBuf::new(0))
 }
 
+/// A failed process start as a backend error: a missing or unusable
+/// program is deterministic (no retry helps), anything else is not.
+/// `whose` names whose PATH was searched, e.g. "the sandbox's".
+pub(crate) fn spawn_error(program: &str, whose: &str, e: &std::io::Error) -> BackendError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            BackendError::NoSuchBinary(format!("'{program}' was not found in {whose} PATH"))
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            BackendError::NoSuchBinary(format!("'{program}' is not executable"))
+        }
+        _ => BackendError::Failed(format!("cannot start '{program}': {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

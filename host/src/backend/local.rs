@@ -11,7 +11,9 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use super::bounded::{CappedBuf, INTERNAL_DEADLINE, SharedBuf, collect, drain, run_blocking};
+use super::bounded::{
+    CappedBuf, INTERNAL_DEADLINE, SharedBuf, collect, drain, run_blocking, spawn_error,
+};
 use super::procfs::{self, ProcView, ResolvedUser};
 use super::{
     Backend, BackendError, ExecResult, ExecSpec, FileContent, FileStat, Listener, ProcessId,
@@ -108,7 +110,9 @@ impl Backend for LocalBackend {
         .stderr(Stdio::piped())
         // Its own group, so a timeout kills the whole tree in one go.
         .process_group(0);
-        let mut child = cmd.spawn().map_err(|e| spawn_error(&spec.argv[0], &e))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| spawn_error(&spec.argv[0], "this host's", &e))?;
         let leader = child.id().unwrap_or(0);
 
         if let (Some(data), Some(mut stdin)) = (spec.stdin, child.stdin.take()) {
@@ -204,7 +208,9 @@ impl Backend for LocalBackend {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| spawn_error(&spec.argv[0], &e))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| spawn_error(&spec.argv[0], "this host's", &e))?;
         let pid = child
             .id()
             .ok_or_else(|| BackendError::Failed("spawned process has no pid".into()))?;
@@ -363,18 +369,6 @@ async fn resolve_local_user(spec: &str) -> Result<ResolvedUser, BackendError> {
         ProcView::for_self()?.resolve_user(&spec)
     })
     .await
-}
-
-fn spawn_error(program: &str, e: &std::io::Error) -> BackendError {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            BackendError::NoSuchBinary(format!("'{program}' was not found in PATH"))
-        }
-        std::io::ErrorKind::PermissionDenied => {
-            BackendError::NoSuchBinary(format!("'{program}' is not executable"))
-        }
-        _ => BackendError::Failed(format!("cannot start '{program}': {e}")),
-    }
 }
 
 /// Opens (creating) the log file for appending, never through a symlink.

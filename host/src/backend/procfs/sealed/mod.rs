@@ -24,7 +24,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use super::ProcView;
-use crate::backend::bounded::{CappedBuf, INTERNAL_DEADLINE, collect, drain, run_blocking};
+use crate::backend::bounded::{
+    CappedBuf, INTERNAL_DEADLINE, collect, drain, run_blocking, spawn_error,
+};
 use crate::backend::{BackendError, ExecResult, ExecSpec, SealedOutput};
 use child::ChildPlan;
 
@@ -89,7 +91,7 @@ pub(crate) async fn run(
     let spawned = cmd.spawn();
     // The namespace descriptors were only needed by the fork.
     drop(prepared.fds);
-    let mut child = spawned.map_err(|e| spawn_error(&program, &e))?;
+    let mut child = spawned.map_err(|e| spawn_error(&program, "the sandbox's", &e))?;
     let outer = child.id().unwrap_or(0);
 
     if let (Some(data), Some(mut stdin)) = (spec.stdin, child.stdin.take()) {
@@ -227,16 +229,4 @@ async fn kill(outer: u32, child: &mut tokio::process::Child) {
         let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
     }
     let _ = tokio::time::timeout(KILL_GRACE, child.wait()).await;
-}
-
-fn spawn_error(program: &str, e: &std::io::Error) -> BackendError {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            BackendError::NoSuchBinary(format!("'{program}' was not found in the sandbox's PATH"))
-        }
-        std::io::ErrorKind::PermissionDenied => {
-            BackendError::NoSuchBinary(format!("'{program}' is not executable by the sealed user"))
-        }
-        _ => BackendError::Failed(format!("cannot start sealed '{program}': {e}")),
-    }
 }
