@@ -16,6 +16,7 @@ pub mod paths;
 pub mod plugins;
 pub mod recovery;
 pub mod runtime;
+pub mod safe_fs;
 pub mod settings;
 pub mod time;
 pub mod watch;

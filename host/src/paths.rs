@@ -1,5 +1,7 @@
 //! Where runner keeps its state (audit log, locks, forward records) and its
-//! compile cache. Both are overridable for tests and packaging.
+//! compile cache. Both are overridable for tests and packaging. The files
+//! inside are read and written only through [`crate::safe_fs`] (regular
+//! files only, no symlink followed, size caps, read deadlines).
 
 use std::path::PathBuf;
 

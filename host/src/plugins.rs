@@ -4,6 +4,12 @@
 use std::path::PathBuf;
 
 use crate::runtime::errors::LoadError;
+use crate::safe_fs;
+
+/// A plugin file larger than this is refused before it is read. Real
+/// plugins are well under 1 MiB; the cap only bounds what a wrong path (a
+/// disk image, a sparse file) can cost.
+pub const MAX_PLUGIN_BYTES: u64 = 256 << 20;
 
 include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
 
@@ -51,14 +57,15 @@ impl PluginSource {
                 .find(|(n, _)| n == name)
                 .map(|(_, bytes)| std::borrow::Cow::Borrowed(*bytes))
                 .expect("built-in names come from BUILTINS")),
-            PluginSource::File(path) => match std::fs::read(path) {
+            // A regular file (a link the user named may lead to one),
+            // capped, read under a deadline: a FIFO or a sparse disk image
+            // is refused at once instead of hanging or filling memory.
+            PluginSource::File(path) => match safe_fs::read_user_file(path, MAX_PLUGIN_BYTES) {
                 Ok(bytes) => Ok(std::borrow::Cow::Owned(bytes)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Err(LoadError::NotFound(path.clone()))
-                }
+                Err(e) if e.is_not_found() => Err(LoadError::NotFound(path.clone())),
                 Err(e) => Err(LoadError::Unreadable {
                     path: path.clone(),
-                    cause: e.to_string(),
+                    cause: e.problem(),
                 }),
             },
         }

@@ -69,6 +69,10 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         Ok(e) => e,
         Err(e) => return fail(exit::USAGE, &e),
     };
+    // The demo's recover mutates: no demo without a usable audit log.
+    if let Err(e) = AuditLog::open_default() {
+        return fail(exit::USAGE, &e.to_string());
+    }
     let backend = match DockerBackend::connect_endpoint(&endpoint).await {
         Ok(b) => b,
         Err(e) => {
@@ -207,12 +211,16 @@ async fn demo(
     );
 
     let forwards = Arc::new(ForwardRegistry::new());
-    let audit_path = crate::paths::state_dir().join("audit.jsonl");
+    let audit_path = AuditLog::default_path();
+    let audit = match AuditLog::open(&audit_path) {
+        Ok(log) => log,
+        Err(e) => return fail(exit::USAGE, &e.to_string()),
+    };
     let engine = Engine {
         runtime,
         backend,
         forwards,
-        audit: Some(Arc::new(AuditLog::new(audit_path.clone()))),
+        audit: Some(Arc::new(audit)),
         progress: &Quiet,
     };
     let mut last = Outcome::Unknown;

@@ -198,13 +198,17 @@ fn describe(o: &StopOutcome) -> String {
 }
 
 async fn stop(args: StopArgs) -> ExitCode {
+    // Stopping is a mutation: no stop without a usable audit log (exit 2).
+    let audit = match AuditLog::open_default() {
+        Ok(log) => log,
+        Err(e) => return fail(exit::USAGE, &e.to_string()),
+    };
     let registry = ForwardRegistry::detached();
     let outcomes = match (&args.port, &args.sandbox, args.all) {
         (Some(port), _, _) => registry.stop(args.bind, *port).await,
         (None, Some(sandbox), _) => registry.stop_sandbox(sandbox).await,
         _ => registry.stop_all().await,
     };
-    let audit = AuditLog::new(AuditLog::default_path());
     for o in &outcomes {
         audit_stop(&audit, o);
     }

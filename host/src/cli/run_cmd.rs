@@ -9,7 +9,7 @@ use crate::backend::docker::DockerBackend;
 use crate::backend::docker::endpoint::Endpoint;
 use crate::backend::local::LocalBackend;
 use crate::forward::ForwardRegistry;
-use crate::recovery::lock::SandboxLock;
+use crate::recovery::lock::{LockError, SandboxLock};
 use crate::recovery::report::{Mode, Outcome, PluginRef, Report};
 use crate::recovery::{Engine, RunError, RunRequest};
 use crate::settings;
@@ -66,6 +66,17 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
     if let Err(e) = settings::resolve(&plugin.info.name, &plugin.info.settings, &[&cli_settings]) {
         return reply.fail(exit::USAGE, &e.to_string());
     }
+    // A recover that mutates must be able to audit: the log is checked now,
+    // before the engine is reached, the lock taken or anything touched. An
+    // unusable one (a symlink, a FIFO, a directory at its path) is a
+    // problem of the state dir: exit 2.
+    let audit = match mode {
+        Mode::Recover => match AuditLog::open_default() {
+            Ok(log) => Some(Arc::new(log)),
+            Err(e) => return reply.fail(exit::USAGE, &e.to_string()),
+        },
+        Mode::Status | Mode::DryRun => None,
+    };
     // From here on `fail` also gives `--json` its one report object.
     let fail = |code: u8, message: &str| reply.fail(code, message);
     let backend: Arc<dyn Backend> = match args.backend {
@@ -110,6 +121,8 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
     let _lock = if mode == Mode::Recover {
         match SandboxLock::acquire(backend.kind(), &sandbox, left(args.timeout)).await {
             Ok(l) => Some(l),
+            // Not a lock at the lock's path: the state dir's problem.
+            Err(e @ LockError::Unusable(_)) => return fail(exit::USAGE, &e.to_string()),
             Err(e) => return fail(exit::UNKNOWN, &e.to_string()),
         }
     } else {
@@ -123,7 +136,7 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
         // A one-shot command: forwards it starts are detached processes that
         // outlive it, so the next status/recover finds them owned.
         forwards: Arc::new(ForwardRegistry::detached()),
-        audit: Some(Arc::new(AuditLog::new(AuditLog::default_path()))),
+        audit,
         progress: &spinner,
     };
     let report = match engine

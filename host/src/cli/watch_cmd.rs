@@ -25,6 +25,11 @@ pub async fn run(args: WatchArgs) -> ExitCode {
         Ok(e) => e,
         Err(e) => return fail(exit::USAGE, &e),
     };
+    // The watcher repairs: without a usable audit log it must not start
+    // (exit 2, before the engine is reached). `watch::run` opens it again.
+    if let Err(e) = crate::audit::AuditLog::open_default() {
+        return fail(exit::USAGE, &e.to_string());
+    }
     let config = match &args.config {
         Some(path) => match WatchConfig::load(path) {
             Ok(c) => c,
@@ -94,7 +99,9 @@ pub async fn run(args: WatchArgs) -> ExitCode {
     );
     match supervisor::run(runtime, docker, opts, listener, rx).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ supervisor::WatchError::Config(_)) => fail(exit::USAGE, &e.to_string()),
+        Err(e @ (supervisor::WatchError::Config(_) | supervisor::WatchError::Audit(_))) => {
+            fail(exit::USAGE, &e.to_string())
+        }
         Err(e) => fail(exit::UNKNOWN, &e.to_string()),
     }
 }

@@ -859,9 +859,9 @@ impl ForwardRegistry {
         spec: &ForwardSpec,
     ) -> Result<ForwardStatus, ForwardError> {
         let addr = spec.addr();
-        std::fs::create_dir_all(&self.dir).map_err(|source| ForwardError::StateDir {
+        crate::safe_fs::ensure_dir(&self.dir, 0o755).map_err(|e| ForwardError::StateDir {
             path: self.dir.clone(),
-            source,
+            source: std::io::Error::other(e.problem()),
         })?;
         // /proc/self/exe still runs this binary after a package upgrade or
         // rebuild replaced the file (current_exe() would then name a deleted
@@ -942,9 +942,9 @@ impl ForwardRegistry {
             }
             Err(source) => return Err(ForwardError::Bind { addr, source }),
         };
-        std::fs::create_dir_all(&self.dir).map_err(|source| ForwardError::StateDir {
+        crate::safe_fs::ensure_dir(&self.dir, 0o755).map_err(|e| ForwardError::StateDir {
             path: self.dir.clone(),
-            source,
+            source: std::io::Error::other(e.problem()),
         })?;
         let id = identity::own_identity()?;
         let stats = Arc::new(ForwardStats::default());

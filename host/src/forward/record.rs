@@ -5,13 +5,17 @@
 //! atomically (temp file in the same directory + rename) so readers never see
 //! half a record, and removed by its writer on a clean exit. Readers treat it
 //! as a claim to verify, never as proof: see [`super::identity`].
+//!
+//! Reads and writes go through [`crate::safe_fs`]: a symlink, FIFO,
+//! directory or oversized file at a record's path is reported as an
+//! unreadable record at once (never followed, never waited on), and a write
+//! replaces whatever is at the path instead of writing through it.
 
-use std::io::{Read, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::backend::ProcessId;
+use crate::safe_fs;
 
 pub const RECORD_SCHEMA: &str = "runner.forward/v1";
 /// A record is a few hundred bytes; anything bigger is not ours.
@@ -80,54 +84,26 @@ pub fn parse(bytes: &[u8]) -> Result<ForwardRecord, String> {
     Ok(record)
 }
 
-/// Reads a record; `Ok(None)` when there is none. A symlink is refused: the
-/// state dir is ours and nothing in it should point elsewhere.
+/// Reads a record; `Ok(None)` when there is none. Anything but a regular
+/// file of at most 64 KiB is refused: the state dir is ours and nothing in
+/// it should point elsewhere.
 pub fn read(path: &Path) -> Result<Option<ForwardRecord>, String> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path);
-    let mut file = match file {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    let data = match safe_fs::read_regular(path, MAX_RECORD) {
+        Ok(data) => data,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e.to_string()),
     };
-    let mut data = Vec::new();
-    Read::by_ref(&mut file)
-        .take(MAX_RECORD)
-        .read_to_end(&mut data)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     parse(&data).map(Some)
 }
 
-/// Replaces `path` atomically. No fsync: the record describes a live
-/// process, and after a crash that process is gone anyway, so a lost update
-/// costs nothing while an fsync every refresh would.
+/// Replaces `path` atomically (safe_fs::write_atomic). No fsync: the
+/// record describes a live process, and after a crash that process is gone
+/// anyway, so a lost update costs nothing while an fsync every refresh
+/// would.
 pub fn write_atomic(path: &Path, record: &ForwardRecord) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
     let mut bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(&bytes))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    safe_fs::write_atomic(path, &bytes, 0o644).map_err(std::io::Error::other)
 }
 
 /// Removes the record only if it still names `id`, so a writer never
@@ -269,6 +245,49 @@ mod tests {
         let link = dir.join("127.0.0.1-1.json");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(read(&link).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_fifo_directory_or_huge_record_is_refused_at_once() {
+        let dir = tempdir("odd");
+        let fifo = dir.join("127.0.0.1-2.json");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let err = read(&fifo).unwrap_err();
+        assert!(err.contains("is a FIFO, not a regular file"), "{err}");
+        let sub = dir.join("127.0.0.1-3.json");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(read(&sub).unwrap_err().contains("is a directory"));
+        let huge = dir.join("127.0.0.1-4.json");
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(5 << 30)
+            .unwrap();
+        assert!(
+            read(&huge)
+                .unwrap_err()
+                .contains("larger than the 64 KiB limit")
+        );
+        assert_eq!(list(&dir).iter().filter(|(_, r)| r.is_err()).count(), 3);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        // A write replaces what is there instead of writing through it.
+        let target = dir.join("elsewhere");
+        std::fs::write(&target, b"keep").unwrap();
+        let link = dir.join("127.0.0.1-5.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, &sample()).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert_eq!(read(&link).unwrap(), Some(sample()));
+        write_atomic(&fifo, &sample()).unwrap();
+        assert_eq!(read(&fifo).unwrap(), Some(sample()));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -154,9 +154,9 @@ pub async fn serve(backend: Arc<dyn Backend>, opts: ServeOptions) -> Result<(), 
     let mut int = signal(SignalKind::interrupt())
         .map_err(|e| ForwardError::Identity(format!("SIGINT handler: {e}")))?;
     let dir = forwards_dir(&opts.state_dir);
-    std::fs::create_dir_all(&dir).map_err(|source| ForwardError::StateDir {
+    crate::safe_fs::ensure_dir(&dir, 0o755).map_err(|e| ForwardError::StateDir {
         path: dir.clone(),
-        source,
+        source: std::io::Error::other(e.problem()),
     })?;
     let me = own_identity()?;
     let stats = Arc::new(ForwardStats::default());

@@ -3,8 +3,6 @@
 //! reaches it), stdin from /dev/null, stdout and stderr appended to a log
 //! file next to its record, cwd `/` so it pins no mount.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -53,16 +51,12 @@ pub(crate) fn serve_args(c: &ServeCommand<'_>) -> Vec<String> {
 
 pub(crate) fn spawn_serve(c: &ServeCommand<'_>) -> Result<Child, ForwardError> {
     rotate(c.log);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(c.log)
-        .map_err(|source| ForwardError::StateDir {
-            path: c.log.to_path_buf(),
-            source,
-        })?;
+    // Never through a symlink, never a FIFO (the open would block until
+    // someone reads it): safe_fs.
+    let log = crate::safe_fs::open_append(c.log, 0o644).map_err(|e| ForwardError::StateDir {
+        path: c.log.to_path_buf(),
+        source: std::io::Error::other(e.problem()),
+    })?;
     let stderr = log.try_clone().map_err(|source| ForwardError::StateDir {
         path: c.log.to_path_buf(),
         source,
@@ -112,13 +106,10 @@ fn rotate(log: &Path) {
 
 /// The last `lines` lines of a log, for an error message.
 pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
-    let Ok(mut f) = std::fs::File::open(path) else {
+    let Ok(tail) = crate::safe_fs::read_tail(path, 8192) else {
         return String::new();
     };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(8192)));
-    let mut text = String::new();
-    let _ = f.read_to_string(&mut text);
+    let text = String::from_utf8_lossy(&tail);
     let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     all[all.len().saturating_sub(lines)..].join(" | ")
 }

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 pub enum LoadError {
     #[error("plugin file {0} does not exist")]
     NotFound(PathBuf),
-    #[error("cannot read plugin file {path}: {cause}")]
+    /// Not a regular file, too large, or unreadable; `cause` follows the
+    /// path: "is a FIFO, not a regular file".
+    #[error("plugin file {} {cause}", path.display())]
     Unreadable { path: PathBuf, cause: String },
     #[error("unknown plugin '{name}'; built-ins: {builtins}; or pass a path to a .wasm component")]
     UnknownBuiltin { name: String, builtins: String },

@@ -22,22 +22,21 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::policy::{PolicyConfig, PolicyError};
+use crate::safe_fs::{self, SafeFsError};
 
 /// A config file larger than this is refused.
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// At most this many sandboxes are watched at once.
 pub const MAX_SANDBOXES: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{} is larger than 1 MiB", path.display())]
-    TooLarge { path: PathBuf },
+    /// Missing, not a regular file (a FIFO would block for ever), over
+    /// [`MAX_CONFIG_BYTES`], or not read within the deadline (safe_fs).
+    #[error("watch config {0}")]
+    File(#[source] SafeFsError),
+    #[error("watch config {} is not UTF-8 text", path.display())]
+    NotText { path: PathBuf },
     #[error("{}: {source}", path.display())]
     Parse {
         path: PathBuf,
@@ -110,17 +109,9 @@ fn secs(name: &str, v: Option<f64>) -> Result<Option<Duration>, ConfigError> {
 
 impl WatchConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        if meta.len() > MAX_CONFIG_BYTES {
-            return Err(ConfigError::TooLarge { path: path.into() });
-        }
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
+        let bytes = safe_fs::read_user_file(path, MAX_CONFIG_BYTES).map_err(ConfigError::File)?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| ConfigError::NotText { path: path.into() })?;
         Self::parse(&text).map_err(|e| match e {
             ConfigError::Parse { source, .. } => ConfigError::Parse {
                 path: path.into(),
@@ -245,6 +236,38 @@ settings = { host-port = "18790" }
         let c = WatchConfig::parse("").unwrap();
         assert!(c.labels);
         assert_eq!(c.policy, PolicyConfig::default());
+    }
+
+    #[test]
+    fn a_config_that_is_not_a_small_regular_file_is_refused_at_once() {
+        let dir = std::env::temp_dir().join(format!("runner-config-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("watch.toml");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let err = WatchConfig::load(&fifo).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "watch config {} is a FIFO, not a regular file",
+                fifo.display()
+            )
+        );
+        let big = dir.join("big.toml");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_CONFIG_BYTES + 1)
+            .unwrap();
+        let err = WatchConfig::load(&big).unwrap_err().to_string();
+        assert!(err.contains("larger than the 1 MiB limit"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub enum WatchError {
     /// Configured sandboxes that cannot be recovered as written (exit 2).
     #[error("the watch config cannot be used: {}", .0.join("; "))]
     Config(Vec<String>),
+    /// The audit log cannot be written: no repairs unaudited (exit 2).
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditUnusable),
     #[error("cannot listen for metrics on {addr}: {source}")]
     Metrics {
         addr: SocketAddr,
@@ -270,7 +273,7 @@ pub async fn run(
         backend: Arc::new(guard::NoStart(docker.clone())),
         client: client.clone(),
         forwards: forwards.clone(),
-        audit: Arc::new(AuditLog::new(AuditLog::default_path())),
+        audit: Arc::new(AuditLog::open_default()?),
         metrics: metrics.clone(),
         urgent: Semaphore::new(opts.max_concurrent.max(1)),
         routine: Semaphore::new(routine_slots(opts.max_concurrent)),
@@ -1019,7 +1022,7 @@ async fn repair(
     {
         Ok(l) => l,
         Err(e) => {
-            tracing::warn!(sandbox = name, "another recover holds the sandbox: {e}");
+            tracing::warn!(sandbox = name, "cannot lock the sandbox for a recover: {e}");
             return later;
         }
     };
