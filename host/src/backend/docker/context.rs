@@ -10,7 +10,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::host_form;
-use super::small_file::{self, SmallFileError};
+use super::small_file;
 use super::tls::TlsFiles;
 
 /// The context that means "no context": `DOCKER_HOST` or the local socket.
@@ -76,11 +76,11 @@ pub fn current(config_dir: &Path) -> Result<Option<String>, ContextError> {
     let path = config_dir.join("config.json");
     let bytes = match small_file::read(&path) {
         Ok(b) => b,
-        Err(SmallFileError::Missing) => return Ok(None),
+        Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => {
             return Err(ContextError::Config {
                 path,
-                why: e.to_string(),
+                why: format!("it {}", e.problem()),
             });
         }
     };
@@ -109,14 +109,14 @@ pub fn load(config_dir: &Path, name: &str, from: &str) -> Result<ContextEndpoint
     };
     let bytes = match small_file::read(&meta_path) {
         Ok(b) => b,
-        Err(SmallFileError::Missing) => {
+        Err(e) if e.is_not_found() => {
             return Err(ContextError::Unknown {
                 name: name.to_string(),
                 from: from.to_string(),
                 meta: meta_path,
             });
         }
-        Err(e) => return Err(unusable(format!("{}: {e}", meta_path.display()))),
+        Err(e) => return Err(unusable(e.to_string())),
     };
     let meta: Meta = serde_json::from_slice(&bytes)
         .map_err(|e| unusable(format!("{} is not valid JSON: {e}", meta_path.display())))?;

@@ -54,7 +54,7 @@ impl TlsFiles {
 fn read(path: &Path) -> Result<Vec<u8>, BadTlsFile> {
     small_file::read(path).map_err(|e| BadTlsFile {
         path: path.to_path_buf(),
-        why: e.to_string(),
+        why: format!("it {}", e.problem()),
     })
 }
 
