@@ -3,7 +3,7 @@
 #
 # ensure  if an engine answers on the socket, do nothing. Otherwise install Debian docker.io
 #         and busybox-static if missing and start dockerd in the background with networking
-#         flags that leave the host firewall and ip forwarding untouched (REFERENCE §6.1),
+#         flags that leave the host firewall and ip forwarding untouched,
 #         then record in a state file that this script started it.
 # stop    stop dockerd only if the state file says this script started it (identity checked
 #         by pid + start time), bounded, then clean up leftovers.
@@ -43,7 +43,7 @@ STOP_TIMEOUT=30  # seconds to wait for dockerd to exit after SIGTERM
 say() { echo "engine: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-# Debian's CLI first: a newer CLI elsewhere in PATH may lack BuildKit (REFERENCE §6.1).
+# Debian's CLI first: a newer CLI elsewhere in PATH may lack BuildKit (a static /usr/local/bin/docker has none).
 docker_cli() {
     if [ -x /usr/bin/docker ]; then echo /usr/bin/docker; else command -v docker || true; fi
 }

@@ -311,7 +311,7 @@ async fn kill_9_then_env_file_then_group_writable_source() -> Result<()> {
     sb.delete_guards().await?;
     sb.kill_gateway_9().await?;
     // A kill -9'd OpenClaw leaves its workers (process title `openclaw`)
-    // alive for 1–2 s (REFERENCE §1.7); until they are gone the plugin
+    // alive for 1–2 s (measured on 2026.9); until they are gone the plugin
     // rightly reads the gateway as "starting". This step is about the
     // refusal, so start from a gateway that is entirely dead.
     poll_until(
@@ -363,7 +363,7 @@ async fn cors_hot_reload_then_docker_restart_then_recreate_under_the_same_hostna
     let mut sb = healthy_keepalive("oc-cors", Some("oc-cors-e2e")).await?;
     let port = free_port()?;
     // OpenClaw accepts every loopback origin (any port) without a list entry
-    // (REFERENCE §1.4), so a dashboard opened from another machine is the
+    // (its origin check treats loopback as trusted), so a dashboard opened from another machine is the
     // case allowedOrigins exists for: a non-loopback origin.
     let origin = format!("http://spark-{port}.runner.test:{port}");
     let t = Target::openclaw(&sb, port).set("dashboard-origin", &origin);

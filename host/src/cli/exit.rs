@@ -1,4 +1,4 @@
-//! Exit codes of the CLI contract (DESIGN §8). Tests outside this repo rely
+//! Exit codes of the CLI contract (docs/cli.md). Tests outside this repo rely
 //! on them.
 
 /// Healthy at the end.

@@ -1,4 +1,4 @@
-//! The command line (DESIGN §8). Parsing and output live here; everything
+//! The command line (docs/cli.md). Parsing and output live here; everything
 //! else is library code.
 
 mod conformance_cmd;

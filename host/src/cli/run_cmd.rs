@@ -158,7 +158,7 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
 }
 
 /// How a run that ends early answers: one line on stderr and, with
-/// `--json`, one `runner.report/v1` object on stdout (DESIGN §8).
+/// `--json`, one `runner.report/v1` object on stdout (docs/cli.md).
 struct Reply {
     json: bool,
     sandbox: String,

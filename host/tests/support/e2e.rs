@@ -381,7 +381,7 @@ impl Run {
         };
         assert_eq!(
             code, expected_exit,
-            "exit code must follow the outcome (DESIGN §8)"
+            "exit code must follow the outcome (docs/cli.md)"
         );
         self.check_shape();
         self
@@ -558,7 +558,7 @@ pub fn expect_steady_status(run: &Run) {
 }
 
 /// A `recover` of a sandbox that is already healthy (forward included):
-/// zero mutations, every link `none` (DESIGN §5).
+/// zero mutations, every link `none`.
 pub fn expect_steady_recover(run: &Run) {
     run.expect(0, "healthy");
     run.assert_all_healthy_after();
@@ -584,7 +584,7 @@ pub fn audit_since(runner: &Runner, before: usize) -> Vec<Value> {
 
 /// After a successful recover, from the host's side: the forward is runner's
 /// and still serves once `runner` has exited (a detached `runner forward
-/// serve`, DESIGN §6): GET `path` through 127.0.0.1:`host_port` answers 200.
+/// serve`): GET `path` through 127.0.0.1:`host_port` answers 200.
 /// Returns the body.
 pub async fn assert_forward_after_run(run: &Run, host_port: u16, path: &str) -> String {
     assert_eq!(run.transition("forward").2, "healthy", "{}", run.context());

@@ -36,7 +36,7 @@ pub mod hermes {
 
     /// The API port the host forward targets, in both layouts.
     pub const PORT: u16 = 8642;
-    /// The relay layout's internal API port (NemoClaw's managed Hermes, REFERENCE §3.8).
+    /// The relay layout's internal API port (NemoClaw's managed Hermes).
     pub const INTERNAL_PORT: u16 = 18642;
     /// Container env that selects the layout: `legacy` (default, API on 8642) or `relay`.
     pub const LAYOUT_ENV: &str = "SANDBOX_LAYOUT";
@@ -74,7 +74,7 @@ pub mod hermes {
 }
 
 /// A gateway relaunch done from outside the sandbox, the way NemoClaw's recovery does it
-/// (REFERENCE §3.4, §9): one `docker exec -u USER` that sources the env file (fail closed:
+/// (NemoClaw's sandbox recovery script): one `docker exec -u USER` that sources the env file (fail closed:
 /// refused with exit 3 when it is missing), `cd "$HOME"`, then `setsid ARGV` in the
 /// background with output appended to the gateway log. It stages nothing; a test that
 /// wants the guards back calls [`Sandbox::stage_packaged_guards`] first.

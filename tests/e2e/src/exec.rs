@@ -1,5 +1,5 @@
 //! `docker exec` with a deadline. The Engine API cannot kill an exec, and dropping the
-//! output stream leaves the process running (REFERENCE §6.5), so on timeout the exec's
+//! output stream leaves the process running (measured on Docker 20.10), so on timeout the exec's
 //! process group is killed through its host pid.
 
 use crate::sandbox::Sandbox;

@@ -1,5 +1,5 @@
 //! Faults and observations on a sandbox, each bounded. These reproduce what happens to
-//! real sandboxes (REFERENCE §7.4 catalogue): the tests inject them, runner must repair.
+//! real sandboxes: the tests inject them, runner must repair.
 
 use crate::layout;
 use crate::netns::{self, HttpReply};

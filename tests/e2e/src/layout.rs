@@ -1,5 +1,5 @@
 //! Paths of the NemoClaw sandbox layout that the fixture and OpenClaw images share
-//! (REFERENCE §3.5, §3.7). Tests and fault helpers use these instead of string literals.
+//! (docs/images.md). Tests and fault helpers use these instead of string literals.
 
 /// Packaged (trusted) guard sources baked into the image, root:root 0644.
 pub const PACKAGED_PRELOADS: &str = "/usr/local/lib/nemoclaw/preloads";

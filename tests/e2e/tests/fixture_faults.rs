@@ -141,7 +141,7 @@ async fn kill9_leaves_lock_behind() -> Result<()> {
     );
     assert_no_gateway_for(&sb, Duration::from_millis(1500)).await?;
 
-    // The next start reclaims the stale lock silently, as OpenClaw does (REFERENCE §1.6).
+    // The next start reclaims the stale lock silently, as OpenClaw does (docs/openclaw-lease.md).
     sb.relaunch(&Relaunch::openclaw()).await?;
     sb.wait_http_ok(OPENCLAW_PORT, "/health", READY).await?;
     let (new_pid, _) = lock_owner(&sb)

@@ -8,7 +8,7 @@ use runner_e2e::agents::{self, hermes};
 use runner_e2e::{Engine, Mode, Sandbox, SandboxSpec, images};
 use std::time::Duration;
 
-/// Hermes answers /health ~1.5 s after launch (REFERENCE §2.6); generous for a loaded box.
+/// Hermes answers /health ~1.5 s after launch (measured, idle box); generous for a loaded box.
 const START: Duration = Duration::from_secs(45);
 
 async fn healthy(mode: Mode) -> Result<Sandbox> {
@@ -110,7 +110,7 @@ async fn supervised_mode_brings_the_gateway_back_after_kill_9() -> Result<()> {
     Ok(())
 }
 
-/// The relay layout of NemoClaw's managed Hermes (REFERENCE §3.8, §3.11): the API server on
+/// The relay layout of NemoClaw's managed Hermes: the API server on
 /// the internal 18642, `socat` on 127.0.0.1:8642 in front of it, both as user `gateway`;
 /// supervised PID 1 respawns a killed relay without touching the gateway.
 #[tokio::test]

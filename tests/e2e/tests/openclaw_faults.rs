@@ -12,8 +12,7 @@ use runner_e2e::layout::{
 use runner_e2e::{Engine, Mode, Sandbox, SandboxSpec, images};
 use std::time::Duration;
 
-/// First boot of a fresh volume: ~20 s on an idle 2-core box (REFERENCE §1.8 measures up
-/// to 24 s), over 40 s while other builds and gateways compete for the cores.
+/// First boot of a fresh volume: ~20 s on an idle 2-core box (up to 24 s measured), over 40 s while other builds and gateways compete for the cores.
 const FIRST_START: Duration = Duration::from_secs(180);
 /// A start on a warm state dir: ~10–13 s idle.
 const RESTART: Duration = Duration::from_secs(150);

@@ -250,7 +250,7 @@ pub fn run(o: &Options) -> i32 {
         if o.mode == Mode::ServeThenWedge && !wedged && serving_since.elapsed() >= o.wedge_after {
             stop_serving(&shared, accept_threads.take());
             wedged = true;
-            // The lines NemoClaw's wedge diagnostics grep for (REFERENCE §3.10).
+            // The lines NemoClaw's wedge diagnostics grep for.
             log("config change requires gateway restart; attempting in-process restart");
             log("gateway startup failed: listener closed during restart. Process will stay alive");
         }

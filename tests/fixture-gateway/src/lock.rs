@@ -1,6 +1,6 @@
 //! The OpenClaw 2026.9 state lock: `<state>/tmp/openclaw-<uid>/gateway.state.lock`.
 //!
-//! Format and liveness rule follow REFERENCE §1.6 so that whatever `runner` learns about
+//! Format and liveness rule are OpenClaw 2026.9's (docs/openclaw-lease.md) so that whatever `runner` learns about
 //! locks against this fixture holds against the real gateway: JSON with `pid` and
 //! `startTime`, an ownership-token trailer of tabs and spaces, and a garbled lock that
 //! blocks start until it is 30 s old.

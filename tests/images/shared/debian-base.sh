@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Debian root filesystem → base image, without any registry (REFERENCE §6.2).
+# Debian root filesystem → base image, without any registry (none is reachable on the test machines).
 #
 # Sourced by the openclaw and hermes recipes' build.sh; each lists this file in its `inputs`, so the generic
 # builder (tests/images/build.sh) rebuilds both images when it changes.

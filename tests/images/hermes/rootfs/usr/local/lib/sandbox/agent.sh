@@ -2,7 +2,7 @@
 # shellcheck disable=SC2034 # every name here is read by lib.sh
 # Hermes specifics for lib.sh (runner-test/hermes image).
 #
-# Two layouts, as NemoClaw's Hermes start script has shipped them (REFERENCE §3.8, §3.11), chosen by the
+# Two layouts, as NemoClaw's Hermes start script has shipped them, chosen by the
 # container env SANDBOX_LAYOUT (read in lib.sh):
 #   legacy (default)  the gateway's API server listens on 127.0.0.1:8642 itself.
 #   relay             the managed topology: the API server on the internal 127.0.0.1:18642, and an in-sandbox

@@ -13,7 +13,7 @@
 //   * in a gateway process a ciao-like timer calls os.networkInterfaces() with no try/catch. If the ciao guard
 //     has wrapped the function the call returns {} and nothing happens; otherwise the error escapes to the event
 //     loop and the process dies.
-// A throwing os.networkInterfaces() alone would not do: OpenClaw calls it once, inside try/catch (REFERENCE §1.9).
+// A throwing os.networkInterfaces() alone would not do: OpenClaw calls it once, inside try/catch.
 
 const os = require('node:os');
 
