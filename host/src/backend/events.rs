@@ -48,6 +48,24 @@ pub enum EventAction {
     Other(String),
 }
 
+impl EventAction {
+    /// The name an operator knows it by, for logs.
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventAction::Start => "start",
+            EventAction::Die => "die",
+            EventAction::Kill => "kill",
+            EventAction::Stop => "stop",
+            EventAction::Destroy => "destroy",
+            EventAction::Oom => "oom",
+            EventAction::Restart => "restart",
+            EventAction::Health { healthy: true } => "health_status: healthy",
+            EventAction::Health { healthy: false } => "health_status: unhealthy",
+            EventAction::Other(a) => a,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineEvent {
     /// When the engine says it happened; events are ordered and replayed by
