@@ -34,6 +34,10 @@ pub mod policy;
 mod recover;
 pub mod schedule;
 mod supervisor;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 use std::net::SocketAddr;
