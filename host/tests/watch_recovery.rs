@@ -1,5 +1,5 @@
 //! `runner watch` recovering forwards and repairs that were cut short, against
-//! a real engine and the fixture image (DESIGN §6–§7): a recreated container
+//! a real engine and the fixture image: a recreated container
 //! (new id, new netns, same name and volume), a killed forward process and a
 //! watcher SIGKILLed in the middle of a repair.
 //!

@@ -1,4 +1,4 @@
-//! `runner watch` against a real engine and the fixture image (DESIGN §7).
+//! `runner watch` against a real engine and the fixture image.
 //!
 //! Every test runs its own `runner watch` process with its own state dir and
 //! a `require-label` scoped to that test, so it never touches another test's

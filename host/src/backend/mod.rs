@@ -2,7 +2,8 @@
 //!
 //! Every capability a plugin gets is implemented on top of [`Backend`]. The
 //! runtime never talks to Docker or to the local machine directly, so a new
-//! backend (Kubernetes, a VM) only has to implement this trait.
+//! backend (Kubernetes, a VM) only has to implement this trait, and
+//! [`events::Discovery`] to be supervised by `runner watch`.
 
 use std::time::Duration;
 
@@ -10,8 +11,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 mod bounded;
 pub mod docker;
+pub mod events;
 pub mod local;
 pub(crate) mod procfs;
+pub mod provision;
 
 /// A command to run inside a sandbox and wait for.
 #[derive(Debug, Clone, Default)]

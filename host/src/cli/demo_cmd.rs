@@ -9,16 +9,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, RestartContainerOptionsBuilder,
-};
-
 use crate::audit::AuditLog;
-use crate::backend::Backend;
 use crate::backend::docker::DockerBackend;
+use crate::backend::provision::{Provision, SandboxSpec};
+use crate::backend::{Backend, SandboxState};
 use crate::forward::ForwardRegistry;
 use crate::recovery::report::{Mode, Outcome};
 use crate::recovery::{Engine, Quiet, RunRequest};
@@ -29,7 +23,7 @@ use super::{DemoArgs, exit};
 
 /// Removes the demo container and volume however the demo ends.
 struct Cleanup {
-    docker: Docker,
+    engine: Arc<dyn Provision>,
     name: String,
     keep: bool,
 }
@@ -43,20 +37,14 @@ impl Cleanup {
             );
             return;
         }
-        let _ = self
-            .docker
-            .remove_container(
-                &self.name,
-                Some(RemoveContainerOptionsBuilder::default().force(true).build()),
-            )
-            .await;
-        let _ = self
-            .docker
-            .remove_volume(
-                &self.name,
-                Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
-            )
-            .await;
+        // The sandbox's volume is named after it.
+        if let Err(e) = self
+            .engine
+            .remove(&self.name, std::slice::from_ref(&self.name))
+            .await
+        {
+            tracing::warn!(sandbox = %self.name, "cannot remove the demo sandbox: {e}");
+        }
     }
 }
 
@@ -84,8 +72,8 @@ pub async fn run(args: DemoArgs) -> ExitCode {
             );
         }
     };
-    let docker = backend.client().clone();
-    if docker.inspect_image(&args.image).await.is_err() {
+    let backend = Arc::new(backend);
+    if !backend.image_exists(&args.image).await.unwrap_or(false) {
         return fail(
             exit::USAGE,
             &format!(
@@ -108,33 +96,37 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     };
     let name = format!("runner-demo-{}", std::process::id());
     let cleanup = Cleanup {
-        docker: docker.clone(),
+        engine: backend.clone(),
         name: name.clone(),
         keep: args.keep,
     };
-    let code = demo(
-        &args,
-        &docker,
-        Arc::new(backend),
-        &runtime,
-        &plugin,
-        &name,
+    let sandbox = DemoSandbox {
+        engine: backend.clone(),
+        backend,
+        name: name.clone(),
         host_port,
-    )
-    .await;
+    };
+    let code = demo(&args, &sandbox, &runtime, &plugin).await;
     cleanup.run().await;
     code
 }
 
+/// The demo's sandbox and the engine it lives in.
+struct DemoSandbox {
+    engine: Arc<dyn Provision>,
+    backend: Arc<dyn Backend>,
+    name: String,
+    /// Where its dashboard is forwarded to.
+    host_port: u16,
+}
+
 async fn demo(
     args: &DemoArgs,
-    docker: &Docker,
-    backend: Arc<dyn Backend>,
+    sandbox: &DemoSandbox,
     runtime: &crate::runtime::Runtime,
     plugin: &crate::runtime::Plugin,
-    name: &str,
-    host_port: u16,
 ) -> ExitCode {
+    let (name, host_port) = (sandbox.name.as_str(), sandbox.host_port);
     // The fixture gateway imitates OpenClaw's layout; it proves origins over
     // plain HTTP instead of OpenClaw's WebSocket handshake. The dashboard is
     // served on a free host port whose origin the gateway does not allow yet.
@@ -159,51 +151,27 @@ async fn demo(
         "1/5 starting sandbox {name} from {} (keepalive mode)",
         args.image
     ));
-    let body = ContainerCreateBody {
-        image: Some(args.image.clone()),
-        labels: Some(labels),
-        env: Some(vec!["SANDBOX_MODE=keepalive".into()]),
-        host_config: Some(HostConfig {
-            tmpfs: Some(HashMap::from([(
-                "/tmp".to_string(),
-                "rw,mode=1777,size=16m".to_string(),
-            )])),
-            binds: Some(vec![format!("{name}:/sandbox")]),
-            ..Default::default()
-        }),
-        ..Default::default()
+    let spec = SandboxSpec {
+        name: name.to_string(),
+        image: args.image.clone(),
+        labels,
+        env: vec!["SANDBOX_MODE=keepalive".into()],
+        tmpfs: HashMap::from([("/tmp".to_string(), "rw,mode=1777,size=16m".to_string())]),
+        volumes: vec![(name.to_string(), "/sandbox".to_string())],
     };
-    let created = docker
-        .create_container(
-            Some(CreateContainerOptionsBuilder::default().name(name).build()),
-            body,
-        )
-        .await;
-    if let Err(e) = created {
+    if let Err(e) = sandbox.engine.create_started(&spec).await {
         return fail(
             exit::UNKNOWN,
-            &format!("cannot create the demo sandbox: {e}"),
+            &format!("cannot create and start the demo sandbox: {e}"),
         );
     }
-    if let Err(e) = docker.start_container(name, None).await {
-        return fail(
-            exit::UNKNOWN,
-            &format!("cannot start the demo sandbox: {e}"),
-        );
-    }
-    if let Err(e) = wait_gateway(docker, name, Duration::from_secs(30)).await {
+    if let Err(e) = wait_gateway(sandbox.backend.as_ref(), name, Duration::from_secs(30)).await {
         return fail(exit::UNKNOWN, &e);
     }
     outln!("   gateway up inside the sandbox; the dashboard would be http://127.0.0.1:{host_port}");
 
     banner("2/5 breaking it the way a container restart does: `docker restart` wipes /tmp");
-    let restarted = docker
-        .restart_container(
-            name,
-            Some(RestartContainerOptionsBuilder::default().t(2).build()),
-        )
-        .await;
-    if let Err(e) = restarted {
+    if let Err(e) = sandbox.engine.restart(name, Duration::from_secs(2)).await {
         return fail(exit::UNKNOWN, &format!("docker restart failed: {e}"));
     }
     outln!(
@@ -218,7 +186,7 @@ async fn demo(
     };
     let engine = Engine {
         runtime,
-        backend,
+        backend: sandbox.backend.clone(),
         forwards,
         audit: Some(Arc::new(audit)),
         progress: &Quiet,
@@ -269,8 +237,7 @@ async fn demo(
 
 /// Wait until the gateway answers `/health` inside the sandbox (busybox
 /// wget in the fixture image), bounded.
-async fn wait_gateway(docker: &Docker, name: &str, limit: Duration) -> Result<(), String> {
-    let backend = DockerBackend::connect().await.map_err(|e| e.to_string())?;
+async fn wait_gateway(backend: &dyn Backend, name: &str, limit: Duration) -> Result<(), String> {
     let started = Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
@@ -280,13 +247,13 @@ async fn wait_gateway(docker: &Docker, name: &str, limit: Duration) -> Result<()
         if probe.is_ok() {
             return Ok(());
         }
-        let state = docker
-            .inspect_container(name, None::<InspectContainerOptions>)
-            .await
-            .ok()
-            .and_then(|i| i.state)
-            .and_then(|s| s.running);
-        if state == Some(false) {
+        let stopped = backend.inspect(name).await.is_ok_and(|i| {
+            !matches!(
+                i.state,
+                SandboxState::Running | SandboxState::Restarting | SandboxState::Paused
+            )
+        });
+        if stopped {
             return Err(format!(
                 "demo sandbox {name} stopped while starting; see `docker logs {name}`"
             ));

@@ -10,9 +10,11 @@
 mod context;
 pub mod endpoint;
 mod errors;
+mod events;
 mod exec;
 mod fallback;
 mod host_form;
+mod provision;
 mod small_file;
 mod spawn;
 mod target;
