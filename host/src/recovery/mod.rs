@@ -18,22 +18,18 @@ use std::time::{Duration, Instant};
 
 use crate::audit::AuditLog;
 use crate::backend::{Backend, BackendError, SandboxState};
-use crate::capabilities::{CallKind, CapContext, Mutation};
+use crate::capabilities::{CallKind, CapContext, Grant, Mutation, Services};
 use crate::forward::ForwardRegistry;
-use crate::runtime::bindings::{Health, Kv, LinkReport, RepairOutcome, Target};
+use crate::model::{Health, Kv, LinkReport, RepairOutcome, Target};
 use crate::runtime::errors::PluginFault;
-use crate::runtime::{Plugin, Runtime};
+use crate::runtime::{PROBE_DEADLINE, Plugin, REPAIR_DEADLINE, Runtime};
 use crate::settings::{self, SettingsError};
 
 use self::backoff::Backoff;
+use self::lock::{LockError, SandboxLock};
 use self::plan::Step;
 use self::report::{Action, LinkEntry, Mode, Outcome, PluginRef, Report, State, evidence_map};
 use self::sandbox_link::SandboxCheck;
-
-/// Longest single probe; the overall deadline usually bounds it first.
-const PROBE_DEADLINE: Duration = Duration::from_secs(30);
-/// Longest single repair call.
-const REPAIR_DEADLINE: Duration = Duration::from_secs(90);
 
 /// Shows what a long run is waiting for (a spinner on a terminal).
 pub trait Progress: Send + Sync {
@@ -61,6 +57,9 @@ pub struct Engine<'a> {
 pub enum RunError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// Another run holds the sandbox, or the lock's path is unusable.
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 /// What one run is asked to do.
@@ -90,9 +89,25 @@ struct Ledger {
 }
 
 impl Engine<'_> {
+    /// One run. A recover holds the sandbox's lock throughout, so two
+    /// recovers of one sandbox serialize; the wait for it comes out of the
+    /// run's timeout. A status or dry run needs no lock.
     pub async fn run(&self, req: RunRequest<'_>) -> Result<Report, RunError> {
         let started = Instant::now();
         let deadline = started + req.timeout;
+        let _lock = match req.mode {
+            Mode::Recover => {
+                let lock =
+                    SandboxLock::acquire(self.backend.kind(), req.sandbox, req.timeout).await?;
+                tracing::debug!(
+                    sandbox = %req.sandbox,
+                    lock_ms = started.elapsed().as_millis() as u64,
+                    "sandbox locked"
+                );
+                Some(lock)
+            }
+            Mode::Status | Mode::DryRun => None,
+        };
         let mut mutations: Vec<Mutation> = Vec::new();
         let mut report = Report {
             schema: report::SCHEMA,
@@ -525,15 +540,15 @@ impl Engine<'_> {
         kind: CallKind,
         link: Option<&str>,
     ) -> CapContext {
-        CapContext::for_call(
-            self.backend.clone(),
-            sandbox,
-            plugin.name(),
-            &plugin.info.capabilities,
-            kind,
-            link,
-            Some(self.forwards.clone()),
-            self.audit.clone(),
+        let grant =
+            Grant::call(plugin.name(), sandbox, kind, &plugin.info.capabilities).repairing(link);
+        CapContext::new(
+            grant,
+            Services {
+                backend: Some(self.backend.clone()),
+                forwards: Some(self.forwards.clone()),
+                audit: self.audit.clone(),
+            },
         )
     }
 

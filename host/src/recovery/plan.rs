@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::runtime::bindings::{Health, LinkReport, LinkSpec};
+use crate::model::{Health, LinkReport, LinkSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {

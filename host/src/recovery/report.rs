@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 
 use crate::capabilities::Mutation;
-use crate::runtime::bindings::Health;
+use crate::model::Health;
 
 pub const SCHEMA: &str = "runner.report/v1";
 

@@ -48,9 +48,8 @@ use crate::backend::docker::DockerBackend;
 use crate::backend::{Backend, BackendError};
 use crate::forward::ForwardRegistry;
 use crate::plugins::PluginSource;
-use crate::recovery::lock::SandboxLock;
 use crate::recovery::report::{Action, Mode, Outcome};
-use crate::recovery::{Engine, Quiet, RunRequest};
+use crate::recovery::{Engine, Quiet, RunError, RunRequest};
 use crate::runtime::{Plugin, Runtime};
 
 use self::config::{MAX_SANDBOXES, WatchConfig};
@@ -1012,21 +1011,6 @@ async fn repair(
             return later;
         }
     };
-    let locking = Instant::now();
-    let _lock = match SandboxLock::acquire(
-        shared.backend.kind(),
-        name,
-        shared.opts.timeout.min(Duration::from_secs(30)),
-    )
-    .await
-    {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(sandbox = name, "cannot lock the sandbox for a recover: {e}");
-            return later;
-        }
-    };
-    let lock_ms = locking.elapsed().as_millis() as u64;
     engaged.store(true, Ordering::Relaxed);
     tracing::info!(
         sandbox = name,
@@ -1054,6 +1038,10 @@ async fn repair(
         Ok(r) => {
             shared.config_ok(name);
             r
+        }
+        Err(RunError::Lock(e)) => {
+            tracing::warn!(sandbox = name, "cannot lock the sandbox for a recover: {e}");
+            return later;
         }
         Err(e) => {
             shared.config_problem(name, format!("configuration error: {e}"));
@@ -1117,7 +1105,6 @@ async fn repair(
         inspect_ms = timing.inspect_ms,
         slot = if urgent { "urgent" } else { "routine" },
         slot_wait_ms = permit_ms,
-        lock_ms,
         liveness = if identity.is_some() { "armed" } else { "unarmed" },
         message = report.message.as_deref(),
         "recover finished"
