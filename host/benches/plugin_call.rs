@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use runner::backend::local::LocalBackend;
 use runner::capabilities::{CallKind, CapContext, Grant, Services};
 use runner::forward::ForwardRegistry;
-use runner::plugins::PluginSource;
 use runner::model::Target;
+use runner::plugins::PluginSource;
 use runner::runtime::{Runtime, RuntimeOptions};
 
 fn stats(mut samples: Vec<Duration>) -> (f64, f64, f64) {

@@ -1,6 +1,6 @@
-//! The CLI contract of DESIGN §8, exercised through the real binary: bad
-//! input exits 2 with a one-line cause and touches nothing; exit codes and
-//! the JSON report follow the outcome.
+//! The CLI contract (commands, flags, exit codes, JSON shapes), exercised
+//! through the real binary: bad input exits 2 with a one-line cause and
+//! touches nothing; exit codes and the JSON report follow the outcome.
 
 mod support;
 

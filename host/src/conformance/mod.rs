@@ -1,5 +1,5 @@
 //! `runner conformance PLUGIN`: a language-neutral suite that certifies a
-//! plugin component against the contract (DESIGN §2, §4).
+//! plugin component against the contract in `wit/`.
 //!
 //! Everything goes through the WIT interface, so a plugin written in any
 //! language is judged the same way. The plugin runs against synthetic

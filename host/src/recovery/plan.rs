@@ -1,7 +1,7 @@
 //! The planner: given the declared chain and the latest probe, what happens
 //! next? Pure logic, no I/O, unit-tested.
 //!
-//! Rules (DESIGN §5): only `broken` links are repaired, in declared
+//! Rules: only `broken` links are repaired, in declared
 //! (dependency) order, one at a time, each at most once; a link is repaired
 //! only when everything it depends on is healthy; `unknown` never triggers a
 //! mutation; the first link that cannot be repaired stops the run and is

@@ -1,5 +1,5 @@
-//! The report of one `status`/`recover` run: schema `runner.report/v1`
-//! (DESIGN §8), printed as JSON with `--json` or as one line per link.
+//! The report of one `status`/`recover` run (schema `runner.report/v1`),
+//! printed as JSON with `--json` or as one line per link.
 
 use std::borrow::Cow;
 
