@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runner::backend::local::LocalBackend;
-use runner::capabilities::{CallKind, CapContext};
+use runner::capabilities::{CallKind, CapContext, Grant, Services};
 use runner::forward::ForwardRegistry;
+use runner::model::Target;
 use runner::plugins::PluginSource;
-use runner::runtime::bindings::Target;
 use runner::runtime::{Runtime, RuntimeOptions};
 
 fn stats(mut samples: Vec<Duration>) -> (f64, f64, f64) {
@@ -94,15 +94,18 @@ fn main() {
     };
     let mut warm = Vec::new();
     for i in 0..1100 {
-        let caps = CapContext::for_call(
-            backend.clone(),
-            "localhost",
-            plugin.name(),
-            &plugin.info.capabilities,
-            CallKind::Probe,
-            None,
-            Some(forwards.clone()),
-            None,
+        let caps = CapContext::new(
+            Grant::call(
+                plugin.name(),
+                "localhost",
+                CallKind::Probe,
+                &plugin.info.capabilities,
+            ),
+            Services {
+                backend: Some(backend.clone()),
+                forwards: Some(forwards.clone()),
+                audit: None,
+            },
         );
         let started = Instant::now();
         let (result, _) =

@@ -11,6 +11,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod conformance;
 pub mod forward;
+pub mod model;
 pub mod net;
 pub mod paths;
 pub mod plugins;

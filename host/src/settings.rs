@@ -18,7 +18,7 @@
 //! is never checked: a plugin may declare, say, `internal-port = ""` meaning
 //! "find it out", and that declaration stays valid.
 
-use crate::runtime::bindings::{Kv, SettingSpec};
+use crate::model::{Kv, SettingSpec};
 
 /// Label prefix that carries settings on a container.
 pub const LABEL_PREFIX: &str = "runner.";

@@ -1,6 +1,6 @@
-//! The CLI contract of DESIGN §8, exercised through the real binary: bad
-//! input exits 2 with a one-line cause and touches nothing; exit codes and
-//! the JSON report follow the outcome.
+//! The CLI contract (commands, flags, exit codes, JSON shapes), exercised
+//! through the real binary: bad input exits 2 with a one-line cause and
+//! touches nothing; exit codes and the JSON report follow the outcome.
 
 mod support;
 
@@ -143,6 +143,24 @@ fn an_unsupported_wit_major_is_a_usage_error_naming_both_versions() {
     let out = run.runner(&["plugin", "inspect", wasm("future_wit").to_str().unwrap()]);
     assert_usage_error(&out, "runner:plugin@9.0.0");
     assert!(String::from_utf8_lossy(&out.stderr).contains("runner:plugin@0.1.x"));
+}
+
+#[test]
+fn plugin_inspect_names_the_plugins_wit_version_and_the_range_the_host_accepts() {
+    let run = Run::new("inspect-wit");
+    let human = run.runner(&["plugin", "inspect", "openclaw"]);
+    assert_eq!(human.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("wit:          runner:plugin@0.1.0"), "{text}");
+    assert!(
+        text.contains("host accepts: runner:plugin >=0.1.0, <0.2.0"),
+        "{text}"
+    );
+    let out = run.runner(&["plugin", "inspect", "openclaw", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(value["wit"], "runner:plugin@0.1.0", "{value}");
+    assert_eq!(value["wit_accepted"], ">=0.1.0, <0.2.0", "{value}");
 }
 
 fn json(out: &Output) -> serde_json::Value {

@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use runner::capabilities::CallKind;
-use runner::runtime::bindings::{Health, RepairOutcome};
+use runner::model::{Health, RepairOutcome};
 use runner::runtime::errors::{LoadError, PluginFault};
 use runner::runtime::{LoadFailure, Runtime};
 use support::*;
@@ -16,7 +16,7 @@ async fn probe_with(
     runtime: &Runtime,
     behaviour: &str,
     deadline: Duration,
-) -> Result<Result<Vec<runner::runtime::bindings::LinkReport>, String>, PluginFault> {
+) -> Result<Result<Vec<runner::model::LinkReport>, String>, PluginFault> {
     let plugin = load(runtime, "testkit").await;
     let target = target(&plugin, LOCAL, &[("behaviour", behaviour)]);
     let caps = caps(local(), &plugin, LOCAL, CallKind::Probe);

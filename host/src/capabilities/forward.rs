@@ -3,106 +3,95 @@
 
 use std::net::IpAddr;
 
-use crate::forward::{
-    ForwardSpec as HostSpec, ForwardState as HostState, ForwardStatus as HostStatus,
-};
-use crate::runtime::bindings::runner::plugin::forward::{
-    ForwardSpec, ForwardState, ForwardStatus, Host,
-};
-use crate::runtime::bindings::runner::plugin::types::{CapError, Kv};
-use crate::runtime::state::PluginState;
+use crate::forward::{ForwardSpec, ForwardState, ForwardStatus};
+use crate::model::CapError;
 
-use super::{Access, Capability};
+use super::{Access, Capability, interface_view};
 
-fn host_spec(spec: &ForwardSpec) -> Result<HostSpec, CapError> {
-    let bind: IpAddr = match &spec.bind {
+interface_view!(
+    /// The `forward` interface.
+    Forward,
+    ForwardView
+);
+
+/// A forward as a plugin asks for it: the bind address is text until the
+/// host has parsed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardAsk {
+    pub host_port: u16,
+    pub sandbox_port: u16,
+    pub bind: Option<String>,
+}
+
+fn host_spec(ask: &ForwardAsk) -> Result<ForwardSpec, CapError> {
+    let bind: IpAddr = match &ask.bind {
         None => IpAddr::from([127, 0, 0, 1]),
         Some(text) => text
             .parse()
             .map_err(|_| CapError::Denied(format!("bind address '{text}' is not an IP address")))?,
     };
-    if spec.host_port == 0 || spec.sandbox_port == 0 {
+    if ask.host_port == 0 || ask.sandbox_port == 0 {
         return Err(CapError::Denied("ports must be non-zero".into()));
     }
-    Ok(HostSpec {
-        host_port: spec.host_port,
-        sandbox_port: spec.sandbox_port,
+    Ok(ForwardSpec {
+        host_port: ask.host_port,
+        sandbox_port: ask.sandbox_port,
         bind,
     })
 }
 
-fn to_wit(status: HostStatus, spec: ForwardSpec) -> ForwardStatus {
-    ForwardStatus {
-        state: match status.state {
-            HostState::Owned => ForwardState::Owned,
-            HostState::Absent => ForwardState::Absent,
-            HostState::Stale => ForwardState::Stale,
-            HostState::Foreign => ForwardState::Foreign,
-        },
-        spec,
-        pid: status.pid,
-        evidence: status
-            .evidence
-            .into_iter()
-            .map(|(key, value)| Kv { key, value })
-            .collect(),
-    }
-}
-
-impl Host for PluginState {
-    async fn status(
+impl ForwardView<'_> {
+    pub async fn status(
         &mut self,
-        sandbox: String,
-        spec: ForwardSpec,
+        sandbox: &str,
+        ask: &ForwardAsk,
     ) -> Result<ForwardStatus, CapError> {
-        self.caps
-            .admit(Capability::Forward, &sandbox, Access::Read)
+        self.cx
+            .admit(Capability::Forward, sandbox, Access::Read)
             .map_err(CapError::Denied)?;
-        let host = host_spec(&spec)?;
+        let host = host_spec(ask)?;
         let registry = self
-            .caps
-            .forwards
-            .clone()
+            .cx
+            .forwards()
             .ok_or_else(|| CapError::Unavailable("no forward registry".into()))?;
-        Ok(to_wit(registry.status(&sandbox, &host).await, spec))
+        Ok(registry.status(sandbox, &host).await)
     }
 
-    async fn ensure(
+    pub async fn ensure(
         &mut self,
-        sandbox: String,
-        spec: ForwardSpec,
+        sandbox: &str,
+        ask: &ForwardAsk,
     ) -> Result<ForwardStatus, CapError> {
         let backend = self
-            .caps
-            .admit(Capability::Forward, &sandbox, Access::Mutate)
+            .cx
+            .admit(Capability::Forward, sandbox, Access::Mutate)
             .map_err(CapError::Denied)?;
-        let host = host_spec(&spec)?;
+        let host = host_spec(ask)?;
         let registry = self
-            .caps
-            .forwards
-            .clone()
+            .cx
+            .forwards()
             .ok_or_else(|| CapError::Unavailable("no forward registry".into()))?;
-        let before = registry.status(&sandbox, &host).await.state;
+        let before = registry.status(sandbox, &host).await.state;
         let detail = format!(
             "{}:{} -> sandbox :{}",
             host.bind, host.host_port, host.sandbox_port
         );
         // Only a forward that is not already runner's is about to change.
-        let starting = before != HostState::Owned;
+        let starting = before != ForwardState::Owned;
         if starting {
-            self.caps.begin(Capability::Forward, "ensure", &detail);
+            self.cx.begin(Capability::Forward, "ensure", &detail);
         }
-        let result = registry.ensure(backend, &sandbox, &host).await;
+        let result = registry.ensure(backend, sandbox, &host).await;
         match &result {
-            Ok(status) if status.state == HostState::Owned && starting => {
-                self.caps.record(
+            Ok(status) if status.state == ForwardState::Owned && starting => {
+                self.cx.record(
                     Capability::Forward,
                     "ensure",
                     detail,
                     format!("running (was {before:?})"),
                 );
             }
-            Ok(status) if starting => self.caps.finish(
+            Ok(status) if starting => self.cx.finish(
                 Capability::Forward,
                 "ensure",
                 detail,
@@ -110,13 +99,11 @@ impl Host for PluginState {
                 false,
             ),
             Err(e) => {
-                self.caps
+                self.cx
                     .record(Capability::Forward, "ensure", detail, format!("error: {e}"));
             }
             _ => {}
         }
-        result
-            .map(|s| to_wit(s, spec))
-            .map_err(|e| CapError::Failed(e.to_string()))
+        result.map_err(|e| CapError::Failed(e.to_string()))
     }
 }

@@ -8,14 +8,46 @@ use tokio::net::TcpStream;
 
 use crate::backend::{Backend, Stream};
 use crate::forward::ForwardRegistry;
-use crate::net::{self, HttpRequest, NetError, WsRequest};
-use crate::runtime::bindings::runner::plugin::http::{
-    Host, Request, Response, Route, WsRequest as WitWsRequest, WsStep, WsTranscript,
-};
-use crate::runtime::bindings::runner::plugin::types::{CapError, Kv};
-use crate::runtime::state::PluginState;
+use crate::model::{CapError, Kv};
+use crate::net::{self, HttpRequest, HttpResponse, NetError, WsRequest, WsStep, WsTranscript};
 
-use super::{Access, Capability, cap_error, clamp_bytes, clamp_ms};
+use super::{Access, Capability, cap_error, clamp_bytes, clamp_ms, interface_view};
+
+interface_view!(
+    /// The `http` interface.
+    Http,
+    HttpView
+);
+
+/// Where a request goes: a port on the sandbox's loopback, or this
+/// sandbox's own forward on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    SandboxLoopback(u16),
+    HostForward(u16),
+}
+
+/// An HTTP request as a plugin asks for it; 0 means "the host default".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCall {
+    pub route: Route,
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<Kv>,
+    pub body: Option<Vec<u8>>,
+    pub timeout_ms: u32,
+    pub max_body: u32,
+}
+
+/// A scripted WebSocket conversation as a plugin asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsCall {
+    pub route: Route,
+    pub path: String,
+    pub headers: Vec<Kv>,
+    pub steps: Vec<WsStep>,
+    pub timeout_ms: u32,
+}
 
 /// Open the connection a route names, within `timeout`. Takes what it needs
 /// by value so the future does not borrow the (non-`Sync`) store data.
@@ -23,11 +55,11 @@ async fn open(
     backend: &dyn Backend,
     forwards: Option<Arc<ForwardRegistry>>,
     sandbox: &str,
-    route: &Route,
+    route: Route,
     timeout: Duration,
 ) -> Result<(Box<dyn Stream>, String), CapError> {
     {
-        match *route {
+        match route {
             Route::SandboxLoopback(port) => {
                 let stream = backend
                     .connect_loopback(sandbox, port, timeout)
@@ -70,7 +102,7 @@ struct Admitted {
     timeout: Duration,
 }
 
-impl PluginState {
+impl HttpView<'_> {
     /// The checks both calls share: bound sandbox, declared capability, an
     /// absolute path, and a clamped deadline.
     fn admit_http(
@@ -80,16 +112,16 @@ impl PluginState {
         timeout_ms: u32,
     ) -> Result<Admitted, CapError> {
         let backend = self
-            .caps
+            .cx
             .admit(Capability::Http, sandbox, Access::Read)
             .map_err(CapError::Denied)?;
         if !path.starts_with('/') {
             return Err(CapError::Denied(format!("path '{path}' must start with /")));
         }
-        let limits = self.caps.limits;
+        let limits = self.cx.limits;
         Ok(Admitted {
             backend,
-            forwards: self.caps.forwards.clone(),
+            forwards: self.cx.forwards(),
             // Not cut to the call's deadline (unlike exec): a loopback
             // request leaves nothing running behind, and a request cut short
             // by the budget would read as a gateway that does not answer.
@@ -100,20 +132,18 @@ impl PluginState {
             ),
         })
     }
-}
 
-impl Host for PluginState {
-    async fn send(&mut self, sandbox: String, req: Request) -> Result<Response, CapError> {
+    pub async fn send(&mut self, sandbox: &str, req: HttpCall) -> Result<HttpResponse, CapError> {
         let Admitted {
             backend,
             forwards,
             timeout,
-        } = self.admit_http(&sandbox, &req.path, req.timeout_ms)?;
-        let limits = self.caps.limits;
+        } = self.admit_http(sandbox, &req.path, req.timeout_ms)?;
+        let limits = self.cx.limits;
         let max_body = clamp_bytes(req.max_body, limits.output_default, limits.output_max);
         let work = async {
             let (stream, host) =
-                open(backend.as_ref(), forwards, &sandbox, &req.route, timeout).await?;
+                open(backend.as_ref(), forwards, sandbox, req.route, timeout).await?;
             let request = HttpRequest {
                 method: req.method,
                 path: req.path,
@@ -126,59 +156,36 @@ impl Host for PluginState {
                 .await
                 .map_err(net_error)
         };
-        let response = tokio::time::timeout(timeout, work).await.map_err(|_| {
+        tokio::time::timeout(timeout, work).await.map_err(|_| {
             CapError::Timeout(format!("http request exceeded {} ms", timeout.as_millis()))
-        })??;
-        Ok(Response {
-            status: response.status,
-            headers: response
-                .headers
-                .into_iter()
-                .map(|(key, value)| Kv { key, value })
-                .collect(),
-            body: response.body,
-            truncated: response.truncated,
-        })
+        })?
     }
 
-    async fn websocket(
+    pub async fn websocket(
         &mut self,
-        sandbox: String,
-        req: WitWsRequest,
+        sandbox: &str,
+        req: WsCall,
     ) -> Result<WsTranscript, CapError> {
         let Admitted {
             backend,
             forwards,
             timeout,
-        } = self.admit_http(&sandbox, &req.path, req.timeout_ms)?;
+        } = self.admit_http(sandbox, &req.path, req.timeout_ms)?;
         let work = async {
             let (stream, host) =
-                open(backend.as_ref(), forwards, &sandbox, &req.route, timeout).await?;
+                open(backend.as_ref(), forwards, sandbox, req.route, timeout).await?;
             let request = WsRequest {
                 path: req.path,
                 host,
                 headers: pairs(req.headers),
-                steps: req
-                    .steps
-                    .into_iter()
-                    .map(|s| match s {
-                        WsStep::Send(text) => net::WsStep::Send(text),
-                        WsStep::Receive => net::WsStep::Receive,
-                    })
-                    .collect(),
+                steps: req.steps,
             };
             net::ws::converse(stream, &request, timeout)
                 .await
                 .map_err(net_error)
         };
-        let t = tokio::time::timeout(timeout, work).await.map_err(|_| {
+        tokio::time::timeout(timeout, work).await.map_err(|_| {
             CapError::Timeout(format!("websocket exceeded {} ms", timeout.as_millis()))
-        })??;
-        Ok(WsTranscript {
-            upgrade_status: t.upgrade_status,
-            received: t.received,
-            close_code: t.close_code,
-            close_reason: t.close_reason,
-        })
+        })?
     }
 }

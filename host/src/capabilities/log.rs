@@ -1,13 +1,20 @@
 //! `log.write`: plugin messages into the host log, tagged.
 
-use crate::runtime::bindings::runner::plugin::log::{Host, Level};
-use crate::runtime::state::PluginState;
+use tracing::Level;
+
+use super::interface_view;
+
+interface_view!(
+    /// The `log` interface.
+    Log,
+    LogView
+);
 
 /// Longest message kept; a plugin cannot flood the log with one call.
 const MAX_MESSAGE: usize = 4096;
 
-impl Host for PluginState {
-    async fn write(&mut self, level: Level, message: String) {
+impl LogView<'_> {
+    pub fn write(&mut self, level: Level, message: String) {
         let mut message = message;
         if message.len() > MAX_MESSAGE {
             let mut cut = MAX_MESSAGE;
@@ -17,14 +24,14 @@ impl Host for PluginState {
             message.truncate(cut);
             message.push('…');
         }
-        let plugin = self.caps.plugin.as_str();
-        let sandbox = self.caps.sandbox.as_str();
+        let plugin = self.cx.grant().plugin();
+        let sandbox = self.cx.grant().sandbox();
         match level {
-            Level::Trace => tracing::trace!(plugin, sandbox, "{message}"),
-            Level::Debug => tracing::debug!(plugin, sandbox, "{message}"),
-            Level::Info => tracing::info!(plugin, sandbox, "{message}"),
-            Level::Warn => tracing::warn!(plugin, sandbox, "{message}"),
-            Level::Error => tracing::error!(plugin, sandbox, "{message}"),
+            Level::TRACE => tracing::trace!(plugin, sandbox, "{message}"),
+            Level::DEBUG => tracing::debug!(plugin, sandbox, "{message}"),
+            Level::INFO => tracing::info!(plugin, sandbox, "{message}"),
+            Level::WARN => tracing::warn!(plugin, sandbox, "{message}"),
+            Level::ERROR => tracing::error!(plugin, sandbox, "{message}"),
         }
     }
 }

@@ -1,23 +1,35 @@
 //! `spawn.detached`: launch a long-running process in the bound sandbox.
 
-use crate::backend::SpawnSpec;
-use crate::runtime::bindings::runner::plugin::exec::ExecError;
-use crate::runtime::bindings::runner::plugin::spawn::{Host, SpawnRequest};
-use crate::runtime::bindings::runner::plugin::types::ProcessId;
-use crate::runtime::state::PluginState;
+use crate::backend::{BackendError, SpawnSpec};
+use crate::model::{ExecError, Kv, ProcessId};
 
-use super::exec::exec_error;
-use super::{Access, Capability};
+use super::{Access, Capability, exec_error, interface_view};
 
-impl Host for PluginState {
-    async fn detached(
+interface_view!(
+    /// The `spawn` interface.
+    Spawn,
+    SpawnView
+);
+
+/// A launch as a plugin asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpawnRequest {
+    pub argv: Vec<String>,
+    pub user: Option<String>,
+    pub env: Vec<Kv>,
+    pub workdir: Option<String>,
+    pub log_file: String,
+}
+
+impl SpawnView<'_> {
+    pub async fn detached(
         &mut self,
-        sandbox: String,
+        sandbox: &str,
         req: SpawnRequest,
     ) -> Result<ProcessId, ExecError> {
         let backend = self
-            .caps
-            .admit(Capability::Spawn, &sandbox, Access::Mutate)
+            .cx
+            .admit(Capability::Spawn, sandbox, Access::Mutate)
             .map_err(ExecError::Denied)?;
         if req.argv.is_empty() {
             return Err(ExecError::Failed("argv is empty".into()));
@@ -41,26 +53,17 @@ impl Host for PluginState {
             workdir: req.workdir,
             log_file: req.log_file,
         };
-        self.caps.begin(Capability::Spawn, "detached", &detail);
-        let result = backend.spawn_detached(&sandbox, spec).await;
+        self.cx.begin(Capability::Spawn, "detached", &detail);
+        let result = backend.spawn_detached(sandbox, spec).await;
         let outcome = match &result {
             Ok(id) => format!("pid {} start {}", id.pid, id.start_time),
             Err(e) => format!("error: {e}"),
         };
-        if let Err(
-            e @ (crate::backend::BackendError::NoSuchBinary(_)
-            | crate::backend::BackendError::NoSuchUser(_)),
-        ) = &result
-        {
-            self.caps.deterministic = Some(e.to_string());
+        if let Err(e @ (BackendError::NoSuchBinary(_) | BackendError::NoSuchUser(_))) = &result {
+            self.cx.note_deterministic(e.to_string());
         }
-        self.caps
+        self.cx
             .record(Capability::Spawn, "detached", detail, outcome);
-        result
-            .map(|id| ProcessId {
-                pid: id.pid,
-                start_time: id.start_time,
-            })
-            .map_err(exec_error)
+        result.map_err(exec_error)
     }
 }

@@ -214,6 +214,7 @@ async fn demo(
                 mode,
                 cli_settings: &[],
                 timeout: Duration::from_secs(60),
+                lock_wait: Duration::from_secs(60),
             })
             .await
         {

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use crate::plugins::{PluginSource, builtin_names};
+use crate::runtime::component_check::accepted_range;
 use crate::runtime::{LoadFailure, Plugin, Runtime, RuntimeOptions};
 
 use super::exit;
@@ -102,6 +103,7 @@ fn inspect_text(plugin: &Plugin) -> String {
     let _ = writeln!(out, "name:         {}", e(&info.name));
     let _ = writeln!(out, "version:      {}", e(&info.version));
     let _ = writeln!(out, "wit:          runner:plugin@{}", plugin.wit_version);
+    let _ = writeln!(out, "host accepts: runner:plugin {}", accepted_range());
     let _ = writeln!(out, "source:       {}", e(&plugin.source.display_name()));
     let _ = writeln!(out, "sha256:       {}", plugin.sha256);
     let _ = writeln!(out, "size:         {} bytes", plugin.size);
@@ -143,6 +145,7 @@ fn plugin_json(p: &Plugin) -> serde_json::Value {
         "name": info.name,
         "version": info.version,
         "wit": format!("runner:plugin@{}", p.wit_version),
+        "wit_accepted": accepted_range(),
         "source": p.source.display_name(),
         "sha256": p.sha256,
         "size": p.size,

@@ -9,7 +9,7 @@ use crate::backend::docker::DockerBackend;
 use crate::backend::docker::endpoint::Endpoint;
 use crate::backend::local::LocalBackend;
 use crate::forward::ForwardRegistry;
-use crate::recovery::lock::{LockError, SandboxLock};
+use crate::recovery::lock::LockError;
 use crate::recovery::report::{Mode, Outcome, PluginRef, Report};
 use crate::recovery::{Engine, RunError, RunRequest};
 use crate::settings;
@@ -117,18 +117,6 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
             _ => args.sandbox.clone(),
         };
 
-    // Two recovers of one sandbox serialize; a status needs no lock.
-    let _lock = if mode == Mode::Recover {
-        match SandboxLock::acquire(backend.kind(), &sandbox, left(args.timeout)).await {
-            Ok(l) => Some(l),
-            // Not a lock at the lock's path: the state dir's problem.
-            Err(e @ LockError::Unusable(_)) => return fail(exit::USAGE, &e.to_string()),
-            Err(e) => return fail(exit::UNKNOWN, &e.to_string()),
-        }
-    } else {
-        None
-    };
-
     let spinner = Spinner::new(args.json);
     let engine = Engine {
         runtime: &runtime,
@@ -146,11 +134,18 @@ pub async fn run(args: RunArgs, recover: bool) -> ExitCode {
             mode,
             cli_settings: &cli_settings,
             timeout: left(args.timeout),
+            lock_wait: args.timeout,
         })
         .await
     {
         Ok(r) => r,
         Err(RunError::Settings(e)) => return fail(exit::USAGE, &e.to_string()),
+        // Not a lock at the lock's path: the state dir's problem.
+        Err(RunError::Lock(e @ LockError::Unusable(_))) => {
+            return fail(exit::USAGE, &e.to_string());
+        }
+        // Another recover of this sandbox held it for the whole timeout.
+        Err(RunError::Lock(e)) => return fail(exit::UNKNOWN, &e.to_string()),
     };
     let code = exit_code(&report);
     print_report(&report, args.json);

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use crate::capabilities::{CallKind, Denial, Mutation};
-use crate::runtime::bindings::{Health, LinkReport, PluginInfo, RepairOutcome};
+use crate::model::{Health, LinkReport, PluginInfo, RepairOutcome};
 
 /// `MAJOR.MINOR.PATCH`, optionally followed by `-pre` or `+build`.
 pub fn is_semver(version: &str) -> bool {
@@ -161,7 +161,7 @@ fn verdict(problems: Vec<String>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bindings::{LinkSpec, SettingSpec};
+    use crate::model::{LinkSpec, SettingSpec};
 
     fn info() -> PluginInfo {
         PluginInfo {

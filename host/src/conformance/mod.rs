@@ -1,5 +1,5 @@
 //! `runner conformance PLUGIN`: a language-neutral suite that certifies a
-//! plugin component against the contract (DESIGN §2, §4).
+//! plugin component against the contract in `wit/`.
 //!
 //! Everything goes through the WIT interface, so a plugin written in any
 //! language is judged the same way. The plugin runs against synthetic
@@ -18,14 +18,15 @@ pub mod synthetic;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::capabilities::{CallKind, CapContext, Denial, Mutation};
+use crate::capabilities::{CallKind, CapContext, Denial, Grant, Mutation, Services};
+use crate::model::{LinkReport, RepairOutcome, Target};
 use crate::plugins::PluginSource;
 use crate::recovery::plan::{Step, next_step};
-use crate::runtime::bindings::{LinkReport, RepairOutcome, Target};
 use crate::runtime::errors::{LoadError, PluginFault};
-use crate::runtime::{LoadFailure, Plugin, Runtime};
+// Per-call budgets: the ones `recover` gives a plugin.
+use crate::runtime::{LoadFailure, PROBE_DEADLINE, Plugin, REPAIR_DEADLINE, Runtime};
 use crate::settings::{self, SettingsError};
 
 use self::checks::{health_name, outcome_name};
@@ -34,9 +35,6 @@ use self::synthetic::{Scenario, SyntheticSandbox};
 
 /// The sandbox name the plugin is bound to.
 pub const SANDBOX: &str = "conformance";
-/// Per-call budgets: the same order as `recover` gives a plugin.
-const PROBE_DEADLINE: Duration = Duration::from_secs(30);
-const REPAIR_DEADLINE: Duration = Duration::from_secs(90);
 /// A link id no plugin declares.
 const UNKNOWN_LINK: &str = "conformance-no-such-link";
 
@@ -151,26 +149,31 @@ impl Run<'_> {
         kind: CallKind,
         link: Option<&str>,
     ) -> CapContext {
-        // No forward registry: the suite never opens host ports.
-        CapContext::for_call(
-            backend.clone(),
-            SANDBOX,
+        let grant = Grant::call(
             self.plugin.name(),
-            &self.plugin.info.capabilities,
+            SANDBOX,
             kind,
-            link,
-            None,
-            None,
+            &self.plugin.info.capabilities,
+        )
+        .repairing(link);
+        // No forward registry: the suite never opens host ports.
+        CapContext::new(
+            grant,
+            Services {
+                backend: Some(backend.clone()),
+                forwards: None,
+                audit: None,
+            },
         )
     }
 
     async fn probe(&mut self, backend: &Arc<SyntheticSandbox>) -> ProbeAnswer {
         let caps = self.caps(backend, CallKind::Probe, None);
-        let (answer, caps) = self
+        let (answer, record) = self
             .runtime
             .probe(self.plugin, self.target.clone(), caps, PROBE_DEADLINE)
             .await;
-        self.note(CallKind::Probe, caps.denials);
+        self.note(CallKind::Probe, record.denials);
         answer
     }
 
@@ -180,7 +183,7 @@ impl Run<'_> {
         link: &str,
     ) -> Result<(RepairOutcome, Vec<Mutation>), PluginFault> {
         let caps = self.caps(backend, CallKind::Repair, Some(link));
-        let (answer, caps) = self
+        let (answer, record) = self
             .runtime
             .repair(
                 self.plugin,
@@ -190,8 +193,8 @@ impl Run<'_> {
                 REPAIR_DEADLINE,
             )
             .await;
-        let mutations = caps.mutations;
-        self.note(CallKind::Repair, caps.denials);
+        let mutations = record.mutations;
+        self.note(CallKind::Repair, record.denials);
         answer.map(|outcome| (outcome, mutations))
     }
 

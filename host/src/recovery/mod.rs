@@ -11,6 +11,7 @@ pub mod lock;
 pub mod plan;
 pub mod report;
 mod sandbox_link;
+mod view;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,22 +19,22 @@ use std::time::{Duration, Instant};
 
 use crate::audit::AuditLog;
 use crate::backend::{Backend, BackendError, SandboxState};
-use crate::capabilities::{CallKind, CapContext, Mutation};
+use crate::capabilities::{CallKind, CapContext, Grant, Mutation, Services};
 use crate::forward::ForwardRegistry;
-use crate::runtime::bindings::{Health, Kv, LinkReport, RepairOutcome, Target};
+use crate::model::{Health, LinkReport, RepairOutcome, Target};
 use crate::runtime::errors::PluginFault;
-use crate::runtime::{Plugin, Runtime};
+use crate::runtime::{PROBE_DEADLINE, Plugin, REPAIR_DEADLINE, Runtime};
 use crate::settings::{self, SettingsError};
 
 use self::backoff::Backoff;
+use self::lock::{LockError, SandboxLock};
 use self::plan::Step;
-use self::report::{Action, LinkEntry, Mode, Outcome, PluginRef, Report, State, evidence_map};
+use self::report::{Action, Mode, Outcome, PluginRef, Report, State};
 use self::sandbox_link::SandboxCheck;
-
-/// Longest single probe; the overall deadline usually bounds it first.
-const PROBE_DEADLINE: Duration = Duration::from_secs(30);
-/// Longest single repair call.
-const REPAIR_DEADLINE: Duration = Duration::from_secs(90);
+use self::view::{
+    evidence_of, has_evidence, health_of, is_settling, link_entries, mark_skipped, unknown_links,
+    unknown_reports,
+};
 
 /// Shows what a long run is waiting for (a spinner on a terminal).
 pub trait Progress: Send + Sync {
@@ -61,6 +62,9 @@ pub struct Engine<'a> {
 pub enum RunError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// Another run holds the sandbox, or the lock's path is unusable.
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 /// What one run is asked to do.
@@ -70,6 +74,10 @@ pub struct RunRequest<'a> {
     pub mode: Mode,
     pub cli_settings: &'a [(String, String)],
     pub timeout: Duration,
+    /// The longest a recover waits for another run's lock on the sandbox
+    /// (at most `timeout`; the wait comes out of it). `runner watch` gives
+    /// up sooner than a command does: another pass will come.
+    pub lock_wait: Duration,
 }
 
 /// The end of a bounded wait: the last probe, and why the sandbox can no
@@ -90,9 +98,29 @@ struct Ledger {
 }
 
 impl Engine<'_> {
+    /// One run. A recover holds the sandbox's lock throughout, so two
+    /// recovers of one sandbox serialize; the wait for it comes out of the
+    /// run's timeout. A status or dry run needs no lock.
     pub async fn run(&self, req: RunRequest<'_>) -> Result<Report, RunError> {
         let started = Instant::now();
         let deadline = started + req.timeout;
+        let _lock = match req.mode {
+            Mode::Recover => {
+                let lock = SandboxLock::acquire(
+                    self.backend.kind(),
+                    req.sandbox,
+                    req.lock_wait.min(req.timeout),
+                )
+                .await?;
+                tracing::debug!(
+                    sandbox = %req.sandbox,
+                    lock_ms = started.elapsed().as_millis() as u64,
+                    "sandbox locked"
+                );
+                Some(lock)
+            }
+            Mode::Status | Mode::DryRun => None,
+        };
         let mut mutations: Vec<Mutation> = Vec::new();
         let mut report = Report {
             schema: report::SCHEMA,
@@ -525,15 +553,15 @@ impl Engine<'_> {
         kind: CallKind,
         link: Option<&str>,
     ) -> CapContext {
-        CapContext::for_call(
-            self.backend.clone(),
-            sandbox,
-            plugin.name(),
-            &plugin.info.capabilities,
-            kind,
-            link,
-            Some(self.forwards.clone()),
-            self.audit.clone(),
+        let grant =
+            Grant::call(plugin.name(), sandbox, kind, &plugin.info.capabilities).repairing(link);
+        CapContext::new(
+            grant,
+            Services {
+                backend: Some(self.backend.clone()),
+                forwards: Some(self.forwards.clone()),
+                audit: self.audit.clone(),
+            },
         )
     }
 
@@ -574,36 +602,6 @@ pub const GONE: &str = "gone";
 /// sandbox or the settings change" (wit/v0.1 `link-report.evidence`).
 const DETERMINISTIC: &str = "deterministic";
 
-fn evidence_of(reports: &[LinkReport], link: &str, key: &str) -> Option<String> {
-    reports
-        .iter()
-        .find(|r| r.id == link)?
-        .evidence
-        .iter()
-        .find(|kv| kv.key == key)
-        .map(|kv| kv.value.clone())
-}
-
-fn has_evidence(reports: &[LinkReport], link: &str, key: &str) -> bool {
-    reports
-        .iter()
-        .find(|r| r.id == link)
-        .is_some_and(|r| r.evidence.iter().any(|kv| kv.key == key))
-}
-
-fn is_settling(reports: &[LinkReport], link: &str) -> bool {
-    reports.iter().find(|r| r.id == link).is_some_and(|r| {
-        r.health == Health::Unknown && r.evidence.iter().any(|kv| kv.key == RETRY_AFTER)
-    })
-}
-
-fn health_of(reports: &[LinkReport], link: &str) -> Health {
-    reports
-        .iter()
-        .find(|r| r.id == link)
-        .map_or(Health::Unknown, |r| r.health)
-}
-
 /// Outcome of a probe without repairs: the first broken link in chain order
 /// makes it broken, else the first unknown makes it unknown.
 fn verdict(plugin: &Plugin, reports: &[LinkReport]) -> (Outcome, Option<String>) {
@@ -643,94 +641,4 @@ fn describe_stop(step: &Step) -> (String, String) {
         ),
         Step::Done | Step::Repair(_) => (String::new(), String::new()),
     }
-}
-
-/// Broken links after the failing layer were not attempted.
-fn mark_skipped(
-    plugin: &Plugin,
-    reports: &[LinkReport],
-    ledger: &mut Ledger,
-    failing: Option<&str>,
-) {
-    let mut after = false;
-    for link in &plugin.info.links {
-        if Some(link.id.as_str()) == failing {
-            after = true;
-            continue;
-        }
-        if after && health_of(reports, &link.id) != Health::Healthy {
-            ledger
-                .action
-                .entry(link.id.clone())
-                .or_insert(Action::Skipped);
-        }
-    }
-}
-
-fn link_entries(plugin: &Plugin, reports: &[LinkReport], ledger: &Ledger) -> Vec<LinkEntry> {
-    plugin
-        .info
-        .links
-        .iter()
-        .map(|spec| {
-            let report = reports.iter().find(|r| r.id == spec.id);
-            let after = report.map_or(State::Unknown, |r| State::from(r.health));
-            LinkEntry {
-                id: spec.id.clone(),
-                before: ledger
-                    .before
-                    .get(&spec.id)
-                    .copied()
-                    .unwrap_or(State::Unknown),
-                action: ledger.action.get(&spec.id).copied().unwrap_or(Action::None),
-                after,
-                summary: report.map_or_else(|| "not probed".into(), |r| r.summary.clone()),
-                evidence: evidence_map(
-                    report
-                        .map(|r| {
-                            r.evidence
-                                .iter()
-                                .map(|Kv { key, value }| (key.clone(), value.clone()))
-                                .collect::<Vec<_>>()
-                        })
-                        .unwrap_or_default()
-                        .into_iter()
-                        .chain(
-                            ledger
-                                .not_needed
-                                .get(&spec.id)
-                                .map(|w| ("not-needed".to_string(), w.clone())),
-                        )
-                        .collect::<Vec<_>>(),
-                ),
-                ms: ledger.ms.get(&spec.id).copied().unwrap_or(0),
-            }
-        })
-        .collect()
-}
-
-fn unknown_reports(plugin: &Plugin, message: &str) -> Vec<LinkReport> {
-    plugin
-        .info
-        .links
-        .iter()
-        .map(|l| LinkReport {
-            id: l.id.clone(),
-            health: Health::Unknown,
-            summary: format!("probe could not run: {message}"),
-            evidence: vec![],
-            repairable: false,
-        })
-        .collect()
-}
-
-fn unknown_links(plugin: &Plugin, message: &str) -> Vec<LinkEntry> {
-    let reports = unknown_reports(plugin, message);
-    let ledger = Ledger {
-        before: HashMap::new(),
-        action: HashMap::new(),
-        ms: HashMap::new(),
-        not_needed: HashMap::new(),
-    };
-    link_entries(plugin, &reports, &ledger)
 }

@@ -1,7 +1,7 @@
 //! The planner: given the declared chain and the latest probe, what happens
 //! next? Pure logic, no I/O, unit-tested.
 //!
-//! Rules (DESIGN §5): only `broken` links are repaired, in declared
+//! Rules: only `broken` links are repaired, in declared
 //! (dependency) order, one at a time, each at most once; a link is repaired
 //! only when everything it depends on is healthy; `unknown` never triggers a
 //! mutation; the first link that cannot be repaired stops the run and is
@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::runtime::bindings::{Health, LinkReport, LinkSpec};
+use crate::model::{Health, LinkReport, LinkSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {

@@ -1,12 +1,12 @@
-//! The report of one `status`/`recover` run: schema `runner.report/v1`
-//! (DESIGN §8), printed as JSON with `--json` or as one line per link.
+//! The report of one `status`/`recover` run (schema `runner.report/v1`),
+//! printed as JSON with `--json` or as one line per link.
 
 use std::borrow::Cow;
 
 use serde::Serialize;
 
 use crate::capabilities::Mutation;
-use crate::runtime::bindings::Health;
+use crate::model::Health;
 
 pub const SCHEMA: &str = "runner.report/v1";
 

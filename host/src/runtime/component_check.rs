@@ -1,58 +1,27 @@
 //! Reads what a component claims before any compilation: is it a component at
-//! all, and which major of the `runner:plugin` contract does it export? Like
-//! Zed's extension host, an unknown major is refused before instantiation.
+//! all, and which version of the `runner:plugin` contract does it export? Like
+//! Zed's extension host, a version outside the accepted range is refused
+//! before instantiation.
 
 use wasmparser::{Encoding, Parser, Payload};
 
 use super::errors::LoadError;
 
-/// The contract this runner implements (`wit/v0.1`).
-pub const WIT_VERSION: WitVersion = WitVersion {
-    major: 0,
-    minor: 1,
-    patch: 0,
-};
+/// A `runner:plugin` contract version.
+pub type WitVersion = semver::Version;
 
 const PLUGIN_EXPORT: &str = "runner:plugin/plugin@";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WitVersion {
-    pub major: u64,
-    pub minor: u64,
-    pub patch: u64,
+/// The contract versions this host accepts, as text for messages.
+pub fn accepted_range() -> String {
+    super::wit::accepted().to_string()
 }
 
-impl WitVersion {
-    pub fn parse(text: &str) -> Option<Self> {
-        let core = text.split(['-', '+']).next()?;
-        let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
-        let v = WitVersion {
-            major: parts.next()??,
-            minor: parts.next()??,
-            patch: parts.next()??,
-        };
-        parts.next().is_none().then_some(v)
-    }
-
-    /// Semver-compatible with the host: same major and, for 0.x, same minor
-    /// (cargo's caret rule); a newer minor than the host's is refused too,
-    /// since the plugin may call functions this host lacks.
-    pub fn is_supported_by(&self, host: &WitVersion) -> bool {
-        if self.major != host.major {
-            return false;
-        }
-        if host.major == 0 {
-            self.minor == host.minor
-        } else {
-            self.minor <= host.minor
-        }
-    }
-}
-
-impl std::fmt::Display for WitVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
-    }
+/// Is `version` one this host can link and call? Pre-release and build
+/// tags are ignored: a `0.1.0-rc.1` plugin speaks the 0.1 contract.
+pub fn is_accepted(version: &WitVersion) -> bool {
+    let release = WitVersion::new(version.major, version.minor, version.patch);
+    super::wit::accepted().matches(&release)
 }
 
 /// What the header and top-level export section say.
@@ -102,15 +71,16 @@ pub fn check(source_name: &str, bytes: &[u8]) -> Result<ComponentFacts, LoadErro
             },
         });
     };
+    let newest = super::wit::newest();
     let unsupported = |found: String| LoadError::UnsupportedWit {
         source_name: source_name.to_string(),
         found,
-        supported: format!("{}.{}.x", WIT_VERSION.major, WIT_VERSION.minor),
-        supported_dir: format!("{}.{}", WIT_VERSION.major, WIT_VERSION.minor),
+        supported: format!("{}.{}.x", newest.major, newest.minor),
+        supported_dir: format!("{}.{}", newest.major, newest.minor),
     };
     let wit_version =
-        WitVersion::parse(version_text).ok_or_else(|| unsupported(version_text.to_string()))?;
-    if !wit_version.is_supported_by(&WIT_VERSION) {
+        WitVersion::parse(version_text).map_err(|_| unsupported(version_text.to_string()))?;
+    if !is_accepted(&wit_version) {
         return Err(unsupported(wit_version.to_string()));
     }
     Ok(ComponentFacts {
@@ -124,30 +94,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn version_parses_semver_and_rejects_garbage() {
+    fn versions_parse_as_semver_and_garbage_does_not() {
         assert_eq!(
-            WitVersion::parse("0.1.0"),
-            Some(WitVersion {
-                major: 0,
-                minor: 1,
-                patch: 0
-            })
+            WitVersion::parse("0.1.0").ok(),
+            Some(WitVersion::new(0, 1, 0))
         );
-        assert_eq!(WitVersion::parse("1.2.3-rc.1").map(|v| v.minor), Some(2));
-        assert_eq!(WitVersion::parse("1.2"), None);
-        assert_eq!(WitVersion::parse("1.2.3.4"), None);
-        assert_eq!(WitVersion::parse("x.1.0"), None);
+        assert_eq!(
+            WitVersion::parse("1.2.3-rc.1").map(|v| v.minor).ok(),
+            Some(2)
+        );
+        assert!(WitVersion::parse("1.2").is_err());
+        assert!(WitVersion::parse("1.2.3.4").is_err());
+        assert!(WitVersion::parse("x.1.0").is_err());
     }
 
     #[test]
-    fn zero_major_needs_same_minor_and_other_majors_allow_older_minors() {
-        let host0 = WitVersion::parse("0.1.0").unwrap();
-        assert!(WitVersion::parse("0.1.7").unwrap().is_supported_by(&host0));
-        assert!(!WitVersion::parse("0.2.0").unwrap().is_supported_by(&host0));
-        assert!(!WitVersion::parse("9.0.0").unwrap().is_supported_by(&host0));
-        let host1 = WitVersion::parse("1.3.0").unwrap();
-        assert!(WitVersion::parse("1.2.0").unwrap().is_supported_by(&host1));
-        assert!(!WitVersion::parse("1.4.0").unwrap().is_supported_by(&host1));
+    fn the_host_accepts_every_0_1_patch_and_nothing_else() {
+        let accepted = |v: &str| is_accepted(&WitVersion::parse(v).unwrap());
+        assert!(accepted("0.1.0"));
+        assert!(accepted("0.1.7"));
+        assert!(accepted("0.1.0-rc.1"));
+        assert!(!accepted("0.2.0"));
+        assert!(!accepted("0.0.9"));
+        assert!(!accepted("1.1.0"));
+        assert_eq!(accepted_range(), ">=0.1.0, <0.2.0");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::bindings::{LinkReport, PluginInfo};
 use crate::capabilities::Capability;
+use crate::model::{LinkReport, PluginInfo};
 
 /// The host's own first link; plugins may depend on it but not declare it.
 pub const SANDBOX_LINK: &str = "sandbox";
@@ -97,7 +97,7 @@ pub fn check_reports(info: &PluginInfo, reports: &[LinkReport]) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bindings::{Health, LinkSpec};
+    use crate::model::{Health, LinkSpec};
 
     fn info(links: &[(&str, &[&str])]) -> PluginInfo {
         PluginInfo {

@@ -3,7 +3,6 @@
 //! per plugin, and a fresh [`Store`] for every call so a trap, a deadline or a
 //! memory bomb can never leak into the next call.
 
-pub mod bindings;
 mod cache;
 pub mod component_check;
 pub mod contract;
@@ -11,28 +10,34 @@ pub mod engine;
 pub mod errors;
 mod limits;
 pub(crate) mod state;
+pub mod wit;
 
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use self::bindings::{AgentPlugin, AgentPluginPre, LinkReport, PluginInfo, RepairOutcome, Target};
 use self::cache::CompileCache;
 use self::component_check::WitVersion;
 use self::errors::{LoadError, PluginFault};
 use self::limits::MemoryCap;
 use self::state::PluginState;
-use crate::capabilities::CapContext;
+use self::wit::{Answer, Call, WorldPre};
+use crate::capabilities::{CallRecord, CapContext};
+use crate::model::{LinkReport, PluginInfo, RepairOutcome, Target};
 use crate::plugins::PluginSource;
 
 /// Default memory cap per plugin instance.
 pub const DEFAULT_MEMORY_LIMIT: usize = 64 << 20;
 /// Deadline for `describe`, which must not do I/O.
 pub const DESCRIBE_DEADLINE: Duration = Duration::from_secs(2);
+/// Longest single probe; a run's overall deadline usually bounds it first.
+pub const PROBE_DEADLINE: Duration = Duration::from_secs(30);
+/// Longest single repair call.
+pub const REPAIR_DEADLINE: Duration = Duration::from_secs(90);
 /// Plugin stdout/stderr kept per call; the rest is dropped.
 const OUTPUT_CAP: usize = 64 << 10;
 
@@ -76,7 +81,7 @@ pub struct Plugin {
     pub wit_version: WitVersion,
     pub size: usize,
     pub info: PluginInfo,
-    pre: AgentPluginPre<PluginState>,
+    pre: WorldPre<PluginState>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -95,37 +100,13 @@ impl Plugin {
     }
 }
 
-/// One exported function and its arguments.
-enum Call {
-    Describe,
-    Probe(Target),
-    Repair(Target, String),
-}
-
-enum Answer {
-    Describe(PluginInfo),
-    Probe(Result<Vec<LinkReport>, String>),
-    Repair(RepairOutcome),
-}
-
-impl Call {
-    fn name(&self) -> &'static str {
-        match self {
-            Call::Describe => "describe",
-            Call::Probe(_) => "probe",
-            Call::Repair(..) => "repair",
-        }
-    }
-}
-
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> anyhow::Result<Self> {
         let (engine, ticker) = engine::build().map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let mut linker = Linker::<PluginState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        AgentPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        wit::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let cache = CompileCache::new(&engine, options.cache_dir.clone());
         Ok(Self {
             engine,
@@ -157,7 +138,7 @@ impl Runtime {
                     source_name: source_name.clone(),
                     cause: format!("{e:#}"),
                 })?;
-        let pre = AgentPluginPre::new(instance_pre).map_err(|e| LoadError::Link {
+        let pre = WorldPre::new(&facts.wit_version, instance_pre).map_err(|e| LoadError::Link {
             source_name: source_name.clone(),
             cause: format!("{e:#}"),
         })?;
@@ -167,14 +148,7 @@ impl Runtime {
             sha256,
             wit_version: facts.wit_version,
             size: bytes.len(),
-            info: PluginInfo {
-                name: String::new(),
-                version: String::new(),
-                agent_kinds: vec![],
-                links: vec![],
-                settings: vec![],
-                capabilities: vec![],
-            },
+            info: PluginInfo::default(),
             pre,
         };
         plugin.info = self.describe(&plugin).await?;
@@ -208,9 +182,9 @@ impl Runtime {
         deadline: Duration,
     ) -> (
         Result<Result<Vec<LinkReport>, String>, PluginFault>,
-        CapContext,
+        CallRecord,
     ) {
-        let (answer, caps) = self.call(plugin, Call::Probe(target), caps, deadline).await;
+        let (answer, record) = self.call(plugin, Call::Probe(target), caps, deadline).await;
         let result = answer.and_then(|a| {
             let Answer::Probe(reports) = a else {
                 unreachable!("probe answers probe")
@@ -226,7 +200,7 @@ impl Runtime {
             }
             Ok(reports)
         });
-        (result, caps)
+        (result, record)
     }
 
     /// Call `repair` for one link.
@@ -237,8 +211,8 @@ impl Runtime {
         link: &str,
         caps: CapContext,
         deadline: Duration,
-    ) -> (Result<RepairOutcome, PluginFault>, CapContext) {
-        let (answer, caps) = self
+    ) -> (Result<RepairOutcome, PluginFault>, CallRecord) {
+        let (answer, record) = self
             .call(
                 plugin,
                 Call::Repair(target, link.to_string()),
@@ -252,7 +226,7 @@ impl Runtime {
             };
             outcome
         });
-        (result, caps)
+        (result, record)
     }
 
     /// Run one exported function in a fresh store. Wasm time is bounded by
@@ -264,9 +238,9 @@ impl Runtime {
         call: Call,
         mut caps: CapContext,
         deadline: Duration,
-    ) -> (Result<Answer, PluginFault>, CapContext) {
+    ) -> (Result<Answer, PluginFault>, CallRecord) {
         let function = call.name();
-        caps.call_deadline = Some(std::time::Instant::now() + deadline);
+        caps.set_deadline(Instant::now() + deadline);
         let stdout = MemoryOutputPipe::new(OUTPUT_CAP);
         let stderr = MemoryOutputPipe::new(OUTPUT_CAP);
         // Locked down: no preopened dirs, no env, no args, no network; only
@@ -292,19 +266,7 @@ impl Runtime {
 
         let started = Instant::now();
         let outcome = {
-            let run = async {
-                let instance = plugin.pre.instantiate_async(&mut store).await?;
-                let api = instance.runner_plugin_plugin();
-                Ok::<_, wasmtime::Error>(match call {
-                    Call::Describe => Answer::Describe(api.call_describe(&mut store).await?),
-                    Call::Probe(target) => {
-                        Answer::Probe(api.call_probe(&mut store, &target).await?)
-                    }
-                    Call::Repair(target, link) => {
-                        Answer::Repair(api.call_repair(&mut store, &target, &link).await?)
-                    }
-                })
-            };
+            let run = plugin.pre.call(&mut store, call);
             // A little grace so an epoch trap, which is more precise, wins
             // over the wall clock when the time is spent inside wasm.
             tokio::time::timeout(deadline + Duration::from_millis(250), run).await
@@ -312,10 +274,11 @@ impl Runtime {
         let elapsed = started.elapsed();
         let label = plugin_label(plugin, plugin.name());
         let stderr_text = String::from_utf8_lossy(&stderr.contents()).into_owned();
-        forward_output(&label, &store.data().caps.sandbox, "stderr", &stderr_text);
+        let sandbox = store.data().caps.grant().sandbox();
+        forward_output(&label, sandbox, "stderr", &stderr_text);
         forward_output(
             &label,
-            &store.data().caps.sandbox,
+            sandbox,
             "stdout",
             &String::from_utf8_lossy(&stdout.contents()),
         );
@@ -341,8 +304,8 @@ impl Runtime {
         } else {
             tracing::debug!(plugin = %label, function, ms = elapsed.as_secs_f64() * 1e3, "plugin call done");
         }
-        let caps = store.into_data().caps;
-        (result, caps)
+        let record = store.into_data().caps.into_record();
+        (result, record)
     }
 }
 

@@ -4,7 +4,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::limits::MemoryCap;
-use crate::capabilities::CapContext;
+use crate::capabilities::{CapContext, CapsView};
 
 pub struct PluginState {
     pub(crate) wasi: WasiCtx,
@@ -19,5 +19,11 @@ impl WasiView for PluginState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl CapsView for PluginState {
+    fn caps(&mut self) -> &mut CapContext {
+        &mut self.caps
     }
 }

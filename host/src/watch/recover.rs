@@ -1,5 +1,5 @@
-//! The real [`Recover`]: load the sandbox's plugin, lock the sandbox, run
-//! the recovery engine, count what it repaired, and arm the liveness checks
+//! The real [`Recover`]: load the sandbox's plugin, run the recovery
+//! engine (which locks the sandbox), count what it repaired, and arm the liveness checks
 //! from a healthy report's evidence.
 
 use std::collections::HashMap;
@@ -8,15 +8,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::Mutex as AsyncMutex;
-use tokio::time::Instant;
 
 use crate::audit::AuditLog;
 use crate::backend::Backend;
 use crate::forward::ForwardRegistry;
 use crate::plugins::PluginSource;
-use crate::recovery::lock::SandboxLock;
 use crate::recovery::report::{Action, Mode, Outcome, Report};
-use crate::recovery::{Engine, Quiet, RunRequest};
+use crate::recovery::{Engine, Quiet, RunError, RunRequest};
 use crate::runtime::{Plugin, Runtime};
 
 use super::Target;
@@ -139,20 +137,6 @@ impl EngineRecover {
         Ok(plugin)
     }
 
-    /// The one place watch takes the sandbox lock around a recover (a
-    /// `runner recover` of the same sandbox waits for it, and the other way
-    /// round).
-    async fn lock_sandbox(&self, name: &str) -> Option<SandboxLock> {
-        match SandboxLock::acquire(self.backend.kind(), name, self.timeout.min(LOCK_WAIT_MAX)).await
-        {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::warn!(sandbox = name, "cannot lock the sandbox for a recover: {e}");
-                None
-            }
-        }
-    }
-
     /// Repairs and failures per link, and the probe's duration.
     fn count_links(&self, name: &str, report: &Report) {
         self.metrics
@@ -218,9 +202,6 @@ impl Recover for EngineRecover {
                 return None;
             }
         };
-        let locking = Instant::now();
-        let _lock = self.lock_sandbox(name).await?;
-        let lock_ms = locking.elapsed().as_millis() as u64;
         call.engaged.store(true, Ordering::Relaxed);
         tracing::info!(sandbox = name, trigger = reason, slot, "recover started");
         let engine = Engine {
@@ -237,12 +218,17 @@ impl Recover for EngineRecover {
                 mode: Mode::Recover,
                 cli_settings: &target.settings,
                 timeout: self.timeout,
+                lock_wait: LOCK_WAIT_MAX,
             })
             .await
         {
             Ok(r) => {
                 self.config_ok(name);
                 r
+            }
+            Err(RunError::Lock(e)) => {
+                tracing::warn!(sandbox = name, "cannot lock the sandbox for a recover: {e}");
+                return None;
             }
             Err(e) => {
                 self.config_problem(name, format!("configuration error: {e}"));
@@ -271,7 +257,6 @@ impl Recover for EngineRecover {
             inspect_ms = call.waited.inspect_ms,
             slot,
             slot_wait_ms = call.waited.slot_ms,
-            lock_ms,
             liveness = if identity.is_some() { "armed" } else { "unarmed" },
             message = report.message.as_deref(),
             "recover finished"

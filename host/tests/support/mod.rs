@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use runner::backend::Backend;
 use runner::backend::local::LocalBackend;
-use runner::capabilities::{CallKind, CapContext};
+use runner::capabilities::{CallKind, CapContext, Grant, Services};
 use runner::forward::ForwardRegistry;
+use runner::model::{Kv, Target};
 use runner::plugins::PluginSource;
-use runner::runtime::bindings::{Kv, Target};
 use runner::runtime::{Plugin, Runtime, RuntimeOptions};
 
 /// A private state and cache dir for runs of the real `runner` binary,
@@ -97,15 +97,15 @@ pub fn caps(
     sandbox: &str,
     kind: CallKind,
 ) -> CapContext {
-    CapContext::for_call(
-        backend,
-        sandbox,
-        plugin.name(),
-        &plugin.info.capabilities,
-        kind,
-        Some("alpha"),
-        Some(Arc::new(ForwardRegistry::new())),
-        None,
+    let grant = Grant::call(plugin.name(), sandbox, kind, &plugin.info.capabilities)
+        .repairing(Some("alpha"));
+    CapContext::new(
+        grant,
+        Services {
+            backend: Some(backend),
+            forwards: Some(Arc::new(ForwardRegistry::new())),
+            audit: None,
+        },
     )
 }
 
