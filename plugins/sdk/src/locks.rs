@@ -2,7 +2,8 @@
 //! stale/live rule, and the `locks` link (probe + compare-and-delete repair)
 //! shared by every agent whose gateway leaves such files behind.
 //!
-//! The rule (OpenClaw's own, REFERENCE §1.6, also right for Hermes §2.4):
+//! The rule (OpenClaw's own stale-lock rule; Hermes' gateway.pid and
+//! gateway.lock follow it too):
 //! - the recorded pid is gone (or a zombie) → stale;
 //! - it is alive and the file records a start time → live only if the start
 //!   time is the pid's current one (otherwise the pid was reused → stale);
@@ -15,7 +16,6 @@
 //! that were judged, so a lock rewritten in the meantime survives; symlinks
 //! and other non-regular files are never touched.
 
-use crate::json5;
 use crate::process;
 use crate::{FileKind, FileStat, ProcessInfo, RepairOutcome, Report, Sandbox};
 
@@ -36,23 +36,23 @@ pub struct LockOwner {
     pub argv: Vec<String>,
 }
 
-/// Parse a lock's owner leniently: JSON/JSON5 with `pid` and optional
-/// `startTime`/`start_time`/`starttime`, followed by any whitespace trailer
-/// (OpenClaw's ownership-token line); or plain text `<pid> [<starttime>]`.
-/// `None` when no positive pid can be read.
+/// Parse a lock's owner leniently: JSON with `pid` and optional
+/// `startTime`/`start_time`/`starttime` (numbers, or strings of digits),
+/// followed by any whitespace trailer (OpenClaw's ownership-token line); or
+/// plain text `<pid> [<starttime>]`. `None` when no positive pid can be read.
 pub fn parse_owner(data: &[u8]) -> Option<LockOwner> {
     let text = String::from_utf8_lossy(data);
     let text = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
     if text.starts_with('{') {
-        let doc = json5::parse(text).ok()?;
+        let doc: serde_json::Value = serde_json::from_str(text).ok()?;
         let pid = doc
-            .get("pid")?
-            .as_u64()
+            .get("pid")
+            .and_then(uint)
             .and_then(|p| u32::try_from(p).ok())
             .filter(|p| *p > 0)?;
         let start_time = ["startTime", "start_time", "starttime"]
             .iter()
-            .find_map(|k| doc.get(k)?.as_u64());
+            .find_map(|k| doc.get(k).and_then(uint));
         let kind = ["kind", "role"]
             .iter()
             .find_map(|k| doc.get(k)?.as_str().map(str::to_string));
@@ -88,6 +88,22 @@ pub fn parse_owner(data: &[u8]) -> Option<LockOwner> {
         kind: None,
         argv: Vec::new(),
     })
+}
+
+/// A non-negative integer written as a JSON number or a string of digits
+/// (some writers quote them).
+fn uint(v: &serde_json::Value) -> Option<u64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => {
+            let digits = s.strip_prefix('+').unwrap_or(s);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            digits.parse().ok()
+        }
+        _ => None,
+    }
 }
 
 /// The verdict on one lock file.
@@ -508,6 +524,12 @@ mod tests {
     }
 
     #[test]
+    fn quoted_numbers_in_a_json_lock_are_read() {
+        let o = parse_owner(br#"{"pid": "42", "start_time": "+5000"}"#).unwrap();
+        assert_eq!((o.pid, o.start_time), (42, Some(5000)));
+    }
+
+    #[test]
     fn plain_pid_files_parse() {
         assert_eq!(parse_owner(b"123 4567\n").unwrap().start_time, Some(4567));
         assert_eq!(parse_owner(b"123\n").unwrap().start_time, None);
@@ -521,6 +543,7 @@ mod tests {
         assert_eq!(parse_owner(b""), None);
         assert_eq!(parse_owner(b"{\"pid\": -1}"), None);
         assert_eq!(parse_owner(b"{\"pid\": \"x\"}"), None);
+        assert_eq!(parse_owner(b"{\"pid\": 4.5}"), None);
     }
 
     #[test]
