@@ -1,6 +1,6 @@
 //! The `dashboard` link: end to end through the host forward. HTTP answers,
 //! and the gateway accepts the dashboard's Origin on a WebSocket `connect`
-//! (REFERENCE §1.4: the origin check runs before the token check and is only
+//! (OpenClaw checks the origin before the token, and the verdict is only
 //! visible in the connect response, never in the upgrade).
 //!
 //! Not repairable by itself: the fixes live in `cors` and `forward`; the

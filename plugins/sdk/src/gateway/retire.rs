@@ -2,6 +2,7 @@
 //! the port afterwards.
 
 use super::{GatewaySpec, gateways};
+use crate::poll::Backoff;
 use crate::process;
 use crate::{ProcessId, ProcessInfo, Sandbox, Signal};
 use std::time::{Duration, Instant};
@@ -78,6 +79,7 @@ fn signal(sandbox: &Sandbox, id: ProcessId, sig: Signal) -> Result<bool, String>
 /// Poll until none of `ids` is alive; `Ok(false)` when `within` passes.
 pub fn wait_gone(sandbox: &Sandbox, ids: &[ProcessId], within: Duration) -> Result<bool, String> {
     let deadline = Instant::now() + within;
+    let mut pauses = Backoff::fixed(Duration::from_millis(200));
     loop {
         let procs = sandbox
             .processes()
@@ -85,12 +87,9 @@ pub fn wait_gone(sandbox: &Sandbox, ids: &[ProcessId], within: Duration) -> Resu
         if !ids.iter().any(|id| process::is_alive(&procs, *id)) {
             return Ok(true);
         }
-        if Instant::now() >= deadline {
+        if !pauses.pause_until(deadline) {
             return Ok(false);
         }
-        std::thread::sleep(
-            Duration::from_millis(200).min(deadline.saturating_duration_since(Instant::now())),
-        );
     }
 }
 
