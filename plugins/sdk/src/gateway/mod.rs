@@ -14,9 +14,8 @@ mod settings;
 #[cfg(test)]
 mod tests;
 
-use crate::Listener;
-use crate::ProcessInfo;
 use crate::checks::HttpProbe;
+use crate::{Listener, ProcessInfo};
 
 pub use crate::launch::{LaunchError, LaunchSpec, Launched, launch, log_tail};
 pub use assess::{Owner, assess, gateways, listener_owner};
