@@ -1,11 +1,12 @@
 //! The plugin's settings: one table of keys, defaults and descriptions (used
 //! by `describe`), and the typed view probes and repairs work from.
 
-use runner_plugin_sdk::Settings;
+use runner_plugin_sdk::gateway::{self, GatewaySettings};
+use runner_plugin_sdk::{SettingTable, Settings};
 
 /// (key, default, description). Defaults are what a NemoClaw Hermes sandbox
 /// has; a setting is only for layouts that differ.
-pub const SETTINGS: &[(&str, &str, &str)] = &[
+pub const SETTINGS: &SettingTable = &[
     ("port", "8642", "Hermes API server port inside the sandbox"),
     (
         "host-port",
@@ -37,16 +38,8 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "",
         "user that runs `launch`; empty = the owner of hermes-home (the gateway writes there), else `gateway`, else `sandbox`",
     ),
-    (
-        "supervisor",
-        "nemoclaw-start",
-        "comma-separated PID-1 programs that relaunch the gateway themselves (NemoClaw's supervised entrypoint); with one of them as PID 1, runner waits up to supervisor-grace-s for its gateway before launching one, and credits it",
-    ),
-    (
-        "supervisor-grace-s",
-        "10",
-        "longest wait for the sandbox's own supervisor to launch the gateway",
-    ),
+    gateway::rows::SUPERVISOR,
+    gateway::rows::SUPERVISOR_GRACE_S,
     (
         "launch-env",
         "",
@@ -57,11 +50,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "",
         "optional env file sourced before `launch` (empty = none)",
     ),
-    (
-        "gateway-log",
-        "/tmp/gateway.log",
-        "log the launch appends to",
-    ),
+    gateway::rows::GATEWAY_LOG,
     (
         "internal-port",
         "",
@@ -82,45 +71,23 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "/health",
         "liveness path, requested without an Origin header (200 or 401 = alive)",
     ),
-    (
-        "health-timeout-ms",
-        "3000",
-        "deadline of one health request",
-    ),
-    (
-        "stop-timeout-ms",
-        "8000",
-        "wait after SIGTERM before SIGKILL when retiring an old gateway",
-    ),
+    gateway::rows::HEALTH_TIMEOUT_MS,
+    gateway::rows::STOP_TIMEOUT_MS,
     (
         "start-grace-s",
         "15",
         "a gateway younger than this without a listener is still starting, not wedged",
     ),
-    (
-        "launch-settle-ms",
-        "1000",
-        "longest wait after launching for the gateway to listen; ends early once it listens or has exited (then the launch fails with the end of its log); a gateway still starting is left to the verification",
-    ),
+    gateway::rows::LAUNCH_SETTLE_MS,
 ];
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub port: u16,
-    pub host_port: u16,
+    /// The settings every gateway plugin shares; its `launch_env` always
+    /// sets `HERMES_HOME`.
+    pub gateway: GatewaySettings,
     pub lock_files: Vec<String>,
-    pub gateway_process: Vec<String>,
-    pub launch: Vec<String>,
-    pub launch_user: Option<String>,
-    pub launch_env: Vec<(String, String)>,
-    pub supervisor: runner_plugin_sdk::supervisor::SupervisorSpec,
     pub env_file: Option<String>,
-    pub gateway_log: String,
-    pub health_path: String,
-    pub health_timeout_ms: u32,
-    pub stop_timeout_ms: u32,
-    pub start_grace_s: u32,
-    pub launch_settle_ms: u32,
     pub hermes_home: String,
     /// Explicit `internal-port`; `None` = read from the sandbox.
     pub internal_port: Option<u16>,
@@ -130,6 +97,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_settings(s: &Settings<'_>) -> Result<Self, String> {
+        let mut gateway = GatewaySettings::parse(s)?;
         let hermes_home = s.path("hermes-home")?.to_string();
         let lock_files = s
             .list("lock-files")?
@@ -146,42 +114,20 @@ impl Config {
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut launch_env = s.env("launch-env")?;
-        if !launch_env.iter().any(|(k, _)| k == "HERMES_HOME") {
-            launch_env.insert(0, ("HERMES_HOME".into(), hermes_home.clone()));
+        if !gateway.launch_env.iter().any(|(k, _)| k == "HERMES_HOME") {
+            gateway
+                .launch_env
+                .insert(0, ("HERMES_HOME".into(), hermes_home.clone()));
         }
         let hermes_home = hermes_home.trim_end_matches('/').to_string();
         let env_file = match s.get("env-file")?.trim() {
             "" => None,
             _ => Some(s.path("env-file")?.to_string()),
         };
-        let launch_user = match s.get("launch-user")?.trim() {
-            "" => None,
-            u => Some(u.to_string()),
-        };
-        let health_path = s.required("health-path")?.to_string();
-        if !health_path.starts_with('/') {
-            return Err("setting 'health-path' must start with '/'".into());
-        }
         Ok(Config {
-            port: s.port("port")?,
-            host_port: s.port("host-port")?,
+            gateway,
             lock_files,
-            gateway_process: s.list("gateway-process")?,
-            launch: s.argv("launch")?,
-            launch_user,
-            launch_env,
-            supervisor: runner_plugin_sdk::supervisor::SupervisorSpec {
-                names: s.list("supervisor")?,
-                grace: std::time::Duration::from_secs(s.u32("supervisor-grace-s")?.into()),
-            },
             env_file,
-            gateway_log: s.path("gateway-log")?.to_string(),
-            health_path,
-            health_timeout_ms: s.u32("health-timeout-ms")?,
-            stop_timeout_ms: s.u32("stop-timeout-ms")?,
-            start_grace_s: s.u32("start-grace-s")?,
-            launch_settle_ms: s.u32("launch-settle-ms")?,
             internal_port: match s.get("internal-port")?.trim() {
                 "" => None,
                 _ => Some(s.port("internal-port")?),
@@ -222,7 +168,7 @@ mod tests {
     fn defaults_follow_the_nemoclaw_hermes_layout() {
         let t = target_with(&[]);
         let c = Config::from_settings(&Settings::new(&t)).unwrap();
-        assert_eq!((c.port, c.host_port), (8642, 8642));
+        assert_eq!((c.gateway.port, c.gateway.host_port), (8642, 8642));
         assert_eq!(
             c.lock_files,
             vec![
@@ -231,15 +177,15 @@ mod tests {
             ]
         );
         assert_eq!(
-            c.launch_env,
+            c.gateway.launch_env,
             vec![("HERMES_HOME".to_string(), "/sandbox/.hermes".to_string())]
         );
         assert_eq!(c.env_file, None);
         assert!(
-            c.launch.is_empty(),
+            c.gateway.launch.is_empty(),
             "empty = NemoClaw's `hermes gateway run`"
         );
-        assert_eq!(c.launch_user, None);
+        assert_eq!(c.gateway.launch_user, None);
         assert_eq!(c.internal_port, None);
     }
 
@@ -252,12 +198,12 @@ mod tests {
             ("launch-env", "HERMES_GATEWAY_MAX_STARTS=0"),
         ]);
         let c = Config::from_settings(&Settings::new(&t)).unwrap();
-        assert_eq!(c.launch, vec!["hermes", "gateway", "run"]);
+        assert_eq!(c.gateway.launch, vec!["hermes", "gateway", "run"]);
         assert_eq!(c.lock_files[1], "/sandbox/.hermes/runtime/gateway.lock");
         assert_eq!(c.lock_files[2], "/tmp/x.pid");
-        assert_eq!(c.launch_env[0].0, "HERMES_HOME");
+        assert_eq!(c.gateway.launch_env[0].0, "HERMES_HOME");
         assert_eq!(
-            c.launch_env[1],
+            c.gateway.launch_env[1],
             ("HERMES_GATEWAY_MAX_STARTS".into(), "0".into())
         );
     }

@@ -1,18 +1,19 @@
 //! Built-in `hermes` plugin: a Hermes gateway (API server) in a NemoClaw-style
-//! sandbox. `sandbox` (host) → `locks` → `gateway` → `forward`; no CORS and no
-//! dashboard chain (REFERENCE §2). See plugins/README.md.
+//! sandbox. `sandbox` (host) → `locks` → `gateway` → `relay` → `forward`; no
+//! CORS and no dashboard chain (Hermes serves an API, not a browser
+//! dashboard). See plugins/README.md.
 
 mod config;
 mod relay;
 
 use config::Config;
 use runner_plugin_sdk::bindings::runner::plugin::types::LinkReport;
-use runner_plugin_sdk::gateway::{self, GatewaySpec, Relaunch};
+use runner_plugin_sdk::gateway::{self, GatewaySpec, GatewayTraits};
 use runner_plugin_sdk::launch::{DefaultLaunch, UserRule};
 use runner_plugin_sdk::process::{args, invocation, program_is};
 use runner_plugin_sdk::{
-    Plugin, PluginInfo, ProcessInfo, RepairOutcome, Sandbox, Settings, Target, forward, locks, log,
-    plugin_info,
+    Plugin, PluginInfo, ProcessInfo, RepairOutcome, Sandbox, Settings, Target, forward, locks,
+    plugin_info, repair,
 };
 
 const LINKS: &[(&str, &str, &[&str])] = &[
@@ -56,6 +57,13 @@ fn gateway_matcher(names: &[String]) -> impl Fn(&ProcessInfo) -> bool + use<> {
     }
 }
 
+/// What a Hermes gateway answers: no readiness path and no log markers.
+const TRAITS: GatewayTraits = GatewayTraits {
+    ok_codes: HEALTH_CODES,
+    ready_path: None,
+    wedge_markers: &[],
+};
+
 /// `port` = where the gateway itself listens (the internal port in the
 /// relay layout).
 fn spec<'a>(
@@ -63,17 +71,7 @@ fn spec<'a>(
     port: u16,
     is_gateway: &'a dyn Fn(&ProcessInfo) -> bool,
 ) -> GatewaySpec<'a> {
-    GatewaySpec {
-        port,
-        health_path: &cfg.health_path,
-        ok_codes: HEALTH_CODES,
-        ready_path: None,
-        health_timeout_ms: cfg.health_timeout_ms,
-        start_grace_secs: cfg.start_grace_s.into(),
-        is_gateway,
-        log_file: Some(&cfg.gateway_log),
-        wedge_markers: &[],
-    }
+    cfg.gateway.spec(port, &TRAITS, is_gateway)
 }
 
 struct Hermes;
@@ -93,7 +91,7 @@ impl Plugin for Hermes {
     fn probe(target: Target) -> Result<Vec<LinkReport>, String> {
         let cfg = Config::from_settings(&Settings::new(&target))?;
         let sandbox = Sandbox::snapshot(&target.sandbox);
-        let is_gw = gateway_matcher(&cfg.gateway_process);
+        let is_gw = gateway_matcher(&cfg.gateway.gateway_process);
         let gateway = match relay::internal_port(&sandbox, &cfg) {
             Ok((port, _)) => gateway::probe("gateway", &sandbox, &spec(&cfg, port, &is_gw)).build(),
             Err(e) => runner_plugin_sdk::Report::unknown("gateway", e).build(),
@@ -102,26 +100,23 @@ impl Plugin for Hermes {
             locks::probe("locks", &sandbox, &cfg.lock_files, &is_gw).build(),
             gateway,
             relay::probe(&sandbox, &cfg).build(),
-            forward::probe("forward", &sandbox, cfg.host_port, cfg.port).build(),
+            forward::probe("forward", &sandbox, cfg.gateway.host_port, cfg.gateway.port).build(),
         ])
     }
 
     fn repair(target: Target, link: String) -> RepairOutcome {
-        let cfg = match Config::from_settings(&Settings::new(&target)) {
-            Ok(c) => c,
-            Err(e) => return RepairOutcome::Failed(e),
-        };
-        let sandbox = Sandbox::new(&target.sandbox);
-        let is_gw = gateway_matcher(&cfg.gateway_process);
-        let outcome = match link.as_str() {
-            "locks" => locks::repair(&sandbox, &cfg.lock_files, &is_gw),
-            "gateway" => repair_gateway(&sandbox, &cfg, &is_gw),
-            relay::LINK => relay::repair(&sandbox, &cfg),
-            "forward" => forward::repair(&sandbox, cfg.host_port, cfg.port),
-            other => RepairOutcome::Refused(format!("unknown link '{other}'")),
-        };
-        log::outcome(&link, &outcome);
-        outcome
+        let cfg = Config::from_settings(&Settings::new(&target));
+        repair::dispatch(&link, cfg, |cfg, link| {
+            let sandbox = Sandbox::new(&target.sandbox);
+            let is_gw = gateway_matcher(&cfg.gateway.gateway_process);
+            Some(match link {
+                "locks" => locks::repair(&sandbox, &cfg.lock_files, &is_gw),
+                "gateway" => repair_gateway(&sandbox, cfg, &is_gw),
+                relay::LINK => relay::repair(&sandbox, cfg),
+                "forward" => forward::repair(&sandbox, cfg.gateway.host_port, cfg.gateway.port),
+                _ => return None,
+            })
+        })
     }
 }
 
@@ -145,21 +140,10 @@ fn repair_gateway(
         users: &users,
     };
     let spec = spec(cfg, port, is_gw);
-    gateway::relaunch(
-        sandbox,
-        &spec,
-        Relaunch {
-            launch: &cfg.launch,
-            launch_user: cfg.launch_user.as_deref(),
-            env: &cfg.launch_env,
-            env_file: cfg.env_file.as_deref(),
-            log_file: &cfg.gateway_log,
-            stop_timeout_ms: cfg.stop_timeout_ms,
-            settle_ms: cfg.launch_settle_ms,
-            default,
-            supervisor: (!cfg.supervisor.names.is_empty()).then(|| cfg.supervisor.clone()),
-        },
-    )
+    let relaunch = cfg
+        .gateway
+        .relaunch(&cfg.gateway.launch_env, cfg.env_file.as_deref(), default);
+    gateway::relaunch(sandbox, &spec, relaunch)
 }
 
 runner_plugin_sdk::export_plugin!(Hermes);

@@ -124,7 +124,7 @@ pub fn internal_port(sandbox: &Sandbox, cfg: &Config) -> Result<(u16, String), S
             }
         }
     }
-    Ok((cfg.port, "Hermes' default".into()))
+    Ok((cfg.gateway.port, "Hermes' default".into()))
 }
 
 /// `socat …-LISTEN:<port>[,opts] …` — the relay for `port`.
@@ -159,7 +159,10 @@ fn targets(p: &ProcessInfo, internal: u16) -> bool {
 fn relay_argv(cfg: &Config, internal: u16) -> Vec<String> {
     vec![
         "socat".into(),
-        format!("TCP-LISTEN:{},bind=127.0.0.1,reuseaddr,fork", cfg.port),
+        format!(
+            "TCP-LISTEN:{},bind=127.0.0.1,reuseaddr,fork",
+            cfg.gateway.port
+        ),
         format!("TCP:127.0.0.1:{internal}"),
     ]
 }
@@ -169,12 +172,12 @@ pub fn probe(sandbox: &Sandbox, cfg: &Config) -> Report {
         Ok(p) => p,
         Err(e) => return Report::unknown(LINK, e),
     };
-    if internal == cfg.port {
+    if internal == cfg.gateway.port {
         return Report::healthy(
             LINK,
             format!(
                 "no relay in this layout: the gateway serves port {} itself ({why})",
-                cfg.port
+                cfg.gateway.port
             ),
         )
         .evidence("layout", "legacy");
@@ -192,15 +195,18 @@ pub fn probe(sandbox: &Sandbox, cfg: &Config) -> Report {
         Ok(l) => l,
         Err(e) => return base(Report::unknown(LINK, format!("cannot list listeners: {e}"))),
     };
-    let relay_for = |p: &ProcessInfo| is_relay_for(p, cfg.port);
-    let on_port: Vec<_> = listeners.iter().filter(|l| l.port == cfg.port).collect();
+    let relay_for = |p: &ProcessInfo| is_relay_for(p, cfg.gateway.port);
+    let on_port: Vec<_> = listeners
+        .iter()
+        .filter(|l| l.port == cfg.gateway.port)
+        .collect();
     let Some(l) = on_port.first() else {
         return base(
             Report::broken(
                 LINK,
                 format!(
                     "nothing listens on port {} (the gateway is on {internal}); the relay is gone",
-                    cfg.port
+                    cfg.gateway.port
                 ),
             )
             .repairable(),
@@ -211,10 +217,10 @@ pub fn probe(sandbox: &Sandbox, cfg: &Config) -> Report {
         Some(p) if relay_for(p) && targets(p, internal) => {
             match checks::http_code_in(
                 sandbox,
-                cfg.port,
-                &cfg.health_path,
+                cfg.gateway.port,
+                &cfg.gateway.health_path,
                 crate::HEALTH_CODES,
-                cfg.health_timeout_ms,
+                cfg.gateway.health_timeout_ms,
             ) {
                 HttpProbe::Accepted(code) => base(
                     Report::healthy(
@@ -222,8 +228,8 @@ pub fn probe(sandbox: &Sandbox, cfg: &Config) -> Report {
                         format!(
                             "relay {} forwards port {} to {internal}; {} answers {code} through it",
                             process::display(p),
-                            cfg.port,
-                            cfg.health_path
+                            cfg.gateway.port,
+                            cfg.gateway.health_path
                         ),
                     )
                     .evidence("pid", p.id.pid)
@@ -234,12 +240,12 @@ pub fn probe(sandbox: &Sandbox, cfg: &Config) -> Report {
                     format!(
                         "relay {} answers {code} on {}",
                         process::display(p),
-                        cfg.health_path
+                        cfg.gateway.health_path
                     ),
                 )),
                 HttpProbe::NoAnswer(e) => base(Report::unknown(
                     LINK,
-                    format!("GET {} through the relay: {e}", cfg.health_path),
+                    format!("GET {} through the relay: {e}", cfg.gateway.health_path),
                 )),
             }
         }
@@ -249,7 +255,7 @@ pub fn probe(sandbox: &Sandbox, cfg: &Config) -> Report {
                 format!(
                     "relay {} on port {} does not forward to the gateway's port {internal}",
                     process::display(p),
-                    cfg.port
+                    cfg.gateway.port
                 ),
             )
             .repairable(),
@@ -258,13 +264,16 @@ pub fn probe(sandbox: &Sandbox, cfg: &Config) -> Report {
             LINK,
             format!(
                 "port {} is held by {}, which is not the relay; refusing to touch it",
-                cfg.port,
+                cfg.gateway.port,
                 process::display(p)
             ),
         )),
         None => base(Report::unknown(
             LINK,
-            format!("port {} is held by an unidentified process", cfg.port),
+            format!(
+                "port {} is held by an unidentified process",
+                cfg.gateway.port
+            ),
         )),
     }
 }
@@ -276,10 +285,10 @@ pub fn repair(sandbox: &Sandbox, cfg: &Config) -> RepairOutcome {
         Ok(p) => p,
         Err(e) => return RepairOutcome::Failed(e),
     };
-    if internal == cfg.port {
+    if internal == cfg.gateway.port {
         return RepairOutcome::NotNeeded("no relay in this layout".into());
     }
-    let stale = move |p: &ProcessInfo| is_relay_for(p, cfg.port) && !targets(p, internal);
+    let stale = move |p: &ProcessInfo| is_relay_for(p, cfg.gateway.port) && !targets(p, internal);
     let retired = match gateway::retire(
         sandbox,
         &stale,
@@ -304,7 +313,7 @@ pub fn repair(sandbox: &Sandbox, cfg: &Config) -> RepairOutcome {
     let (argv, user, chosen) = match launch::resolve(
         sandbox,
         &cfg.relay_launch,
-        cfg.launch_user.as_deref(),
+        cfg.gateway.launch_user.as_deref(),
         default,
     ) {
         Ok(r) => r,
@@ -319,11 +328,11 @@ pub fn repair(sandbox: &Sandbox, cfg: &Config) -> RepairOutcome {
         chosen,
         fix: "set `relay-launch` (label `runner.relay-launch`) to the relay's command".into(),
     };
-    let is_relay = move |p: &ProcessInfo| is_relay_for(p, cfg.port);
+    let is_relay = move |p: &ProcessInfo| is_relay_for(p, cfg.gateway.port);
     match gateway::launch(
         sandbox,
         &spec,
-        cfg.port,
+        cfg.gateway.port,
         &is_relay,
         &retired,
         Duration::from_secs(2),
@@ -331,7 +340,7 @@ pub fn repair(sandbox: &Sandbox, cfg: &Config) -> RepairOutcome {
         Ok(l) => RepairOutcome::Repaired(format!(
             "launched relay pid {} {} -> {internal}: {} as {} ({})",
             l.id.pid,
-            cfg.port,
+            cfg.gateway.port,
             spec.argv.join(" "),
             spec.user.as_deref().unwrap_or("the default user"),
             spec.chosen

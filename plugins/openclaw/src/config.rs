@@ -1,11 +1,12 @@
 //! The plugin's settings: one table of keys, defaults and descriptions (used
 //! by `describe`), and the typed view every probe and repair works from.
 
-use runner_plugin_sdk::Settings;
+use runner_plugin_sdk::gateway::{self, GatewaySettings};
+use runner_plugin_sdk::{SettingTable, Settings};
 
 /// (key, default, description). Defaults are what a NemoClaw OpenClaw
 /// sandbox has; a setting is only for layouts that differ.
-pub const SETTINGS: &[(&str, &str, &str)] = &[
+pub const SETTINGS: &SettingTable = &[
     (
         "port",
         "18789",
@@ -41,16 +42,8 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "",
         "user that runs `launch`; empty = `gateway` when the sandbox has that user (NemoClaw), else the owner of state-dir, else `sandbox`",
     ),
-    (
-        "supervisor",
-        "nemoclaw-start",
-        "comma-separated PID-1 programs that relaunch the gateway themselves (NemoClaw's supervised entrypoint); with one of them as PID 1, runner waits up to supervisor-grace-s for its gateway before launching one, and credits it",
-    ),
-    (
-        "supervisor-grace-s",
-        "10",
-        "longest wait for the sandbox's own supervisor to launch the gateway",
-    ),
+    gateway::rows::SUPERVISOR,
+    gateway::rows::SUPERVISOR_GRACE_S,
     (
         "launch-env",
         "",
@@ -81,11 +74,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "/usr/local/lib/nemoclaw/nemoclaw-proxy-env.sh",
         "packaged source of env-file (staged verbatim); empty or absent = env-file is generated",
     ),
-    (
-        "gateway-log",
-        "/tmp/gateway.log",
-        "log the launch appends to",
-    ),
+    gateway::rows::GATEWAY_LOG,
     (
         "dashboard-origin",
         "http://127.0.0.1:18789",
@@ -106,60 +95,37 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "/health",
         "gateway liveness path (200 or 401 = alive)",
     ),
-    (
-        "health-timeout-ms",
-        "3000",
-        "deadline of one health request",
-    ),
+    gateway::rows::HEALTH_TIMEOUT_MS,
     (
         "ws-timeout-ms",
         "5000",
         "deadline of the dashboard WebSocket conversation",
     ),
-    (
-        "stop-timeout-ms",
-        "8000",
-        "wait after SIGTERM before SIGKILL when retiring an old gateway",
-    ),
+    gateway::rows::STOP_TIMEOUT_MS,
     (
         "start-grace-s",
         "90",
         "a gateway younger than this without a listener is still starting, not wedged (OpenClaw listens 7-25 s after start when idle, over 30 s on a loaded host; a wedge it logs is caught sooner)",
     ),
-    (
-        "launch-settle-ms",
-        "1000",
-        "longest wait after launching for the gateway to listen; ends early once it listens or has exited (then the launch fails with the end of its log); a gateway still starting is left to the verification",
-    ),
+    gateway::rows::LAUNCH_SETTLE_MS,
 ];
 
 /// Typed settings of one call.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub port: u16,
-    pub host_port: u16,
+    /// The settings every gateway plugin shares.
+    pub gateway: GatewaySettings,
     pub config: String,
     pub state_dir: String,
-    pub gateway_process: Vec<String>,
-    pub launch: Vec<String>,
-    pub launch_user: Option<String>,
-    pub launch_env: Vec<(String, String)>,
-    pub supervisor: runner_plugin_sdk::supervisor::SupervisorSpec,
     pub guard_source_dir: String,
     pub guards: Vec<String>,
     pub staged_dir: String,
     pub env_file: String,
     pub env_file_source: Option<String>,
-    pub gateway_log: String,
     pub dashboard_origin: String,
     pub gateway_token: String,
     pub origin_check: OriginCheck,
-    pub health_path: String,
-    pub health_timeout_ms: u32,
     pub ws_timeout_ms: u32,
-    pub stop_timeout_ms: u32,
-    pub start_grace_s: u32,
-    pub launch_settle_ms: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +137,7 @@ pub enum OriginCheck {
 
 impl Config {
     pub fn from_settings(s: &Settings<'_>) -> Result<Self, String> {
+        let gateway = GatewaySettings::parse(s)?;
         let guards = s.list("guards")?;
         for g in &guards {
             if g.contains('/') || g == "." || g == ".." {
@@ -196,45 +163,22 @@ impl Config {
                 _ => s.path(key).map(|p| Some(p.to_string())),
             }
         };
-        let launch_user = match s.get("launch-user")?.trim() {
-            "" => None,
-            u => Some(u.to_string()),
-        };
-        let health_path = s.required("health-path")?.to_string();
-        if !health_path.starts_with('/') {
-            return Err("setting 'health-path' must start with '/'".into());
-        }
         Ok(Config {
-            port: s.port("port")?,
-            host_port: s.port("host-port")?,
+            gateway,
             config: s.path("config")?.to_string(),
             state_dir: s.path("state-dir")?.to_string(),
-            gateway_process: s.list("gateway-process")?,
-            launch: s.argv("launch")?,
-            launch_user,
-            launch_env: s.env("launch-env")?,
-            supervisor: runner_plugin_sdk::supervisor::SupervisorSpec {
-                names: s.list("supervisor")?,
-                grace: std::time::Duration::from_secs(s.u32("supervisor-grace-s")?.into()),
-            },
             guard_source_dir: s.path("guard-source-dir")?.to_string(),
             guards,
             staged_dir: s.path("staged-dir")?.to_string(),
             env_file: s.path("env-file")?.to_string(),
             env_file_source: optional_path("env-file-source")?,
-            gateway_log: s.path("gateway-log")?.to_string(),
             dashboard_origin: s
                 .required("dashboard-origin")?
                 .trim_end_matches('/')
                 .to_string(),
             gateway_token: s.get("gateway-token")?.trim().to_string(),
             origin_check,
-            health_path,
-            health_timeout_ms: s.u32("health-timeout-ms")?,
             ws_timeout_ms: s.u32("ws-timeout-ms")?,
-            stop_timeout_ms: s.u32("stop-timeout-ms")?,
-            start_grace_s: s.u32("start-grace-s")?,
-            launch_settle_ms: s.u32("launch-settle-ms")?,
         })
     }
 
@@ -243,7 +187,7 @@ impl Config {
         ["openclaw", "gateway", "run", "--port"]
             .iter()
             .map(|s| s.to_string())
-            .chain([self.port.to_string()])
+            .chain([self.gateway.port.to_string()])
             .collect()
     }
 
@@ -301,7 +245,7 @@ mod tests {
     fn defaults_follow_the_nemoclaw_layout() {
         let t = target_with(&[]);
         let c = Config::from_settings(&Settings::new(&t)).unwrap();
-        assert_eq!((c.port, c.host_port), (18789, 18789));
+        assert_eq!((c.gateway.port, c.gateway.host_port), (18789, 18789));
         assert_eq!(c.config, "/sandbox/.openclaw/openclaw.json");
         assert_eq!(
             c.staged_paths(),
@@ -316,8 +260,8 @@ mod tests {
         );
         assert_eq!(c.lock_parents(), vec!["/tmp", "/sandbox/.openclaw/tmp"]);
         // Empty = decided from the sandbox at repair time (NemoClaw's relaunch).
-        assert!(c.launch.is_empty());
-        assert_eq!(c.launch_user, None);
+        assert!(c.gateway.launch.is_empty());
+        assert_eq!(c.gateway.launch_user, None);
         assert_eq!(
             c.default_launch_argv(),
             vec!["openclaw", "gateway", "run", "--port", "18789"]
@@ -338,9 +282,9 @@ mod tests {
             ("origin-check", "http:/origin-check"),
         ]);
         let c = Config::from_settings(&Settings::new(&t)).unwrap();
-        assert_eq!(c.gateway_process, vec!["fixture-gateway"]);
+        assert_eq!(c.gateway.gateway_process, vec!["fixture-gateway"]);
         assert_eq!(
-            c.launch,
+            c.gateway.launch,
             vec!["/usr/local/bin/fixture-launch", "--mode", "normal"]
         );
         assert_eq!(c.env_file_source, None);

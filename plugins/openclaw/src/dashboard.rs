@@ -1,6 +1,6 @@
 //! The `dashboard` link: end to end through the host forward. HTTP answers,
 //! and the gateway accepts the dashboard's Origin on a WebSocket `connect`
-//! (REFERENCE §1.4: the origin check runs before the token check and is only
+//! (OpenClaw checks the origin before the token, and the verdict is only
 //! visible in the connect response, never in the upgrade).
 //!
 //! Not repairable by itself: the fixes live in `cors` and `forward`; the
@@ -215,7 +215,7 @@ fn cap_is_undecidable(e: &Error) -> bool {
 }
 
 fn check_origin(sandbox: &Sandbox, cfg: &Config) -> WsVerdict {
-    let route = || HttpRoute::HostForward(cfg.host_port);
+    let route = || HttpRoute::HostForward(cfg.gateway.host_port);
     let headers = [("Origin", cfg.dashboard_origin.as_str())];
     match &cfg.origin_check {
         OriginCheck::WebSocket => {
@@ -244,7 +244,13 @@ fn check_origin(sandbox: &Sandbox, cfg: &Config) -> WsVerdict {
             }
         }
         OriginCheck::Http(path) => {
-            match sandbox.http(route(), "GET", path, &headers, cfg.health_timeout_ms) {
+            match sandbox.http(
+                route(),
+                "GET",
+                path,
+                &headers,
+                cfg.gateway.health_timeout_ms,
+            ) {
                 Ok(resp) => classify_http_origin(resp.status),
                 Err(e) if cap_is_undecidable(&e) => {
                     WsVerdict::Undecided(format!("origin check through the forward: {e}"))
@@ -278,24 +284,29 @@ pub fn probe(sandbox: &Sandbox, cfg: &Config, forward: Option<&str>) -> Report {
             LINK,
             format!("not reachable from the host: the forward is not up ({why})"),
         )
-        .evidence("url", format!("http://127.0.0.1:{}", cfg.host_port));
+        .evidence("url", format!("http://127.0.0.1:{}", cfg.gateway.host_port));
     }
-    let route = || HttpRoute::HostForward(cfg.host_port);
-    let via = format!("http://127.0.0.1:{}", cfg.host_port);
+    let route = || HttpRoute::HostForward(cfg.gateway.host_port);
+    let via = format!("http://127.0.0.1:{}", cfg.gateway.host_port);
     let base = |r: Report| {
         r.evidence("url", &via)
             .evidence("origin", &cfg.dashboard_origin)
     };
 
-    let http_code = match sandbox.http(route(), "GET", &cfg.health_path, &[], cfg.health_timeout_ms)
-    {
+    let http_code = match sandbox.http(
+        route(),
+        "GET",
+        &cfg.gateway.health_path,
+        &[],
+        cfg.gateway.health_timeout_ms,
+    ) {
         Ok(resp) if resp.status == 200 || resp.status == 401 => resp.status,
         Ok(resp) => {
             return base(Report::broken(
                 LINK,
                 format!(
                     "GET {via}{} through the forward answered HTTP {}",
-                    cfg.health_path, resp.status
+                    cfg.gateway.health_path, resp.status
                 ),
             ))
             .evidence("http", resp.status);
@@ -311,7 +322,7 @@ pub fn probe(sandbox: &Sandbox, cfg: &Config, forward: Option<&str>) -> Report {
                 LINK,
                 format!(
                     "GET {via}{} through the forward failed: {e}",
-                    cfg.health_path
+                    cfg.gateway.health_path
                 ),
             ))
             .evidence("http", e.kind());

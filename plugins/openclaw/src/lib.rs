@@ -16,11 +16,11 @@ mod matcher;
 
 use config::Config;
 use runner_plugin_sdk::bindings::runner::plugin::types::LinkReport;
-use runner_plugin_sdk::gateway::{self, GatewaySpec, Relaunch};
+use runner_plugin_sdk::gateway::{self, GatewaySpec, GatewayTraits};
 use runner_plugin_sdk::launch::{DefaultLaunch, UserRule};
 use runner_plugin_sdk::{
     Health, Plugin, PluginInfo, ProcessInfo, RepairOutcome, Sandbox, Settings, Target, forward,
-    locks, log, plugin_info,
+    locks, plugin_info, repair,
 };
 
 const LINKS: &[(&str, &str, &[&str])] = &[
@@ -58,8 +58,8 @@ const LINKS: &[(&str, &str, &[&str])] = &[
 
 const HEALTH_CODES: &[u16] = &[200, 401];
 
-/// What OpenClaw logs when it gave up serving but stays alive (REFERENCE
-/// §3.10; NemoClaw's wedge diagnostics grep the same lines).
+/// What OpenClaw logs when it gave up serving but stays alive (NemoClaw's
+/// wedge diagnostics grep the same lines).
 const WEDGE_MARKERS: &[&str] = &["gateway startup failed", "Process will stay alive"];
 
 struct OpenClaw;
@@ -80,18 +80,16 @@ fn lock_file_ok(name: &str) -> bool {
         .is_some_and(|h| h.len() == 8 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// What an OpenClaw gateway answers: `/readyz` says whether a young one is
+/// still starting, and its log announces a wedge.
+const TRAITS: GatewayTraits = GatewayTraits {
+    ok_codes: HEALTH_CODES,
+    ready_path: Some("/readyz"),
+    wedge_markers: WEDGE_MARKERS,
+};
+
 fn spec<'a>(cfg: &'a Config, is_gateway: &'a dyn Fn(&ProcessInfo) -> bool) -> GatewaySpec<'a> {
-    GatewaySpec {
-        port: cfg.port,
-        health_path: &cfg.health_path,
-        ok_codes: HEALTH_CODES,
-        ready_path: Some("/readyz"),
-        health_timeout_ms: cfg.health_timeout_ms,
-        start_grace_secs: cfg.start_grace_s.into(),
-        is_gateway,
-        log_file: Some(&cfg.gateway_log),
-        wedge_markers: WEDGE_MARKERS,
-    }
+    cfg.gateway.spec(cfg.gateway.port, &TRAITS, is_gateway)
 }
 
 fn lock_paths(sandbox: &Sandbox, cfg: &Config) -> Result<Vec<String>, String> {
@@ -125,13 +123,14 @@ impl Plugin for OpenClaw {
     fn probe(target: Target) -> Result<Vec<LinkReport>, String> {
         let cfg = config_of(&target)?;
         let sandbox = Sandbox::snapshot(&target.sandbox);
-        let is_gw = matcher::gateway_matcher(&cfg.gateway_process);
+        let is_gw = matcher::gateway_matcher(&cfg.gateway.gateway_process);
 
         let guards = guards::probe(&sandbox, &cfg);
         let locks = locks_link::probe(&sandbox, &cfg, &is_gw);
         let gateway = gateway::probe("gateway", &sandbox, &spec(&cfg, &is_gw));
         let cors = cors::probe(&sandbox, &cfg);
-        let fwd = forward::probe("forward", &sandbox, cfg.host_port, cfg.port).build();
+        let fwd =
+            forward::probe("forward", &sandbox, cfg.gateway.host_port, cfg.gateway.port).build();
         let fwd_down = (fwd.health != Health::Healthy).then(|| fwd.summary.clone());
         let dash = dashboard::probe(&sandbox, &cfg, fwd_down.as_deref());
         Ok(vec![
@@ -145,25 +144,21 @@ impl Plugin for OpenClaw {
     }
 
     fn repair(target: Target, link: String) -> RepairOutcome {
-        let cfg = match config_of(&target) {
-            Ok(c) => c,
-            Err(e) => return RepairOutcome::Failed(e),
-        };
-        let sandbox = Sandbox::new(&target.sandbox);
-        let is_gw = matcher::gateway_matcher(&cfg.gateway_process);
-        let outcome = match link.as_str() {
-            guards::LINK => guards::repair(&sandbox, &cfg),
-            "locks" => locks_link::repair(&sandbox, &cfg, &is_gw),
-            "gateway" => repair_gateway(&sandbox, &cfg, &is_gw),
-            cors::LINK => cors::repair(&sandbox, &cfg),
-            "forward" => forward::repair(&sandbox, cfg.host_port, cfg.port),
-            dashboard::LINK => RepairOutcome::Refused(
-                "the dashboard link has no repair of its own: it is fixed through the cors and forward links".into(),
-            ),
-            other => RepairOutcome::Refused(format!("unknown link '{other}'")),
-        };
-        log::outcome(&link, &outcome);
-        outcome
+        repair::dispatch(&link, config_of(&target), |cfg, link| {
+            let sandbox = Sandbox::new(&target.sandbox);
+            let is_gw = matcher::gateway_matcher(&cfg.gateway.gateway_process);
+            Some(match link {
+                guards::LINK => guards::repair(&sandbox, cfg),
+                "locks" => locks_link::repair(&sandbox, cfg, &is_gw),
+                "gateway" => repair_gateway(&sandbox, cfg, &is_gw),
+                cors::LINK => cors::repair(&sandbox, cfg),
+                "forward" => forward::repair(&sandbox, cfg.gateway.host_port, cfg.gateway.port),
+                dashboard::LINK => RepairOutcome::Refused(
+                    "the dashboard link has no repair of its own: it is fixed through the cors and forward links".into(),
+                ),
+                _ => return None,
+            })
+        })
     }
 }
 
@@ -191,21 +186,10 @@ fn repair_gateway(
         users: &users,
     };
     let spec = spec(cfg, is_gw);
-    gateway::relaunch(
-        sandbox,
-        &spec,
-        Relaunch {
-            launch: &cfg.launch,
-            launch_user: cfg.launch_user.as_deref(),
-            env: &cfg.launch_env,
-            env_file: Some(&cfg.env_file),
-            log_file: &cfg.gateway_log,
-            stop_timeout_ms: cfg.stop_timeout_ms,
-            settle_ms: cfg.launch_settle_ms,
-            default,
-            supervisor: (!cfg.supervisor.names.is_empty()).then(|| cfg.supervisor.clone()),
-        },
-    )
+    let relaunch = cfg
+        .gateway
+        .relaunch(&cfg.gateway.launch_env, Some(&cfg.env_file), default);
+    gateway::relaunch(sandbox, &spec, relaunch)
 }
 
 runner_plugin_sdk::export_plugin!(OpenClaw);

@@ -3,6 +3,7 @@
 //! listens, is still starting, or has died — with a typed answer for the
 //! failures that no retry can fix (a missing program or user).
 
+use crate::poll::Backoff;
 use crate::process;
 use crate::users::Users;
 use crate::{Error, FileKind, FileStat, Listener, ProcessId, ProcessInfo, Sandbox};
@@ -181,12 +182,13 @@ pub fn launch(
             )),
         })?;
     let started = Instant::now();
-    let mut pause = LAUNCH_POLL_FIRST;
+    let mut pauses = Backoff::new(LAUNCH_POLL_FIRST, LAUNCH_POLL_MAX, Duration::MAX);
     let mut gone_since: Option<Instant> = None;
     let failed = |e: Error, what: &str| LaunchError::Failed(format!("cannot list {what}: {e}"));
+    // No budget of its own: the loop ends on the settle wait or the gone
+    // confirmation.
     loop {
-        std::thread::sleep(pause);
-        pause = (pause * 3 / 2).min(LAUNCH_POLL_MAX);
+        std::thread::sleep(pauses.next().unwrap_or(LAUNCH_POLL_MAX));
         let procs = sandbox.processes().map_err(|e| failed(e, "processes"))?;
         let listeners = sandbox.listeners().map_err(|e| failed(e, "listeners"))?;
         match launch_state(&procs, &listeners, port, is_gateway, retired, spawned) {
@@ -223,7 +225,7 @@ pub fn launch(
                     )));
                 }
                 // Look again soon: the confirmation is short.
-                pause = pause.min(GONE_CONFIRM / 3);
+                pauses.shorten_next(GONE_CONFIRM / 3);
             }
         }
     }

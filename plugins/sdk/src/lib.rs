@@ -40,6 +40,7 @@ pub mod log;
 pub mod logscan;
 pub mod poll;
 pub mod process;
+pub mod repair;
 pub mod report;
 pub mod sandbox;
 pub mod settings;
@@ -92,8 +93,10 @@ pub fn link(id: &str, summary: &str, depends_on: &[&str]) -> LinkSpec {
 
 /// Static tables of a plugin's chain: (id, summary, depends-on).
 pub type LinkTable = [(&'static str, &'static str, &'static [&'static str])];
-/// Static table of a plugin's settings: (key, default, description).
-pub type SettingTable = [(&'static str, &'static str, &'static str)];
+/// One declared setting: (key, default, description).
+pub type SettingRow = (&'static str, &'static str, &'static str);
+/// Static table of a plugin's settings.
+pub type SettingTable = [SettingRow];
 
 /// A `describe` answer built from static tables, so plugins declare their
 /// chain and settings as data.

@@ -2,7 +2,7 @@
 //!
 //! Used to tell a gateway that is still starting from one that already
 //! served and then wedged (NemoClaw's wedge diagnostics grep the same
-//! lines, REFERENCE §3.10), without keeping state between probes.
+//! lines), without keeping state between probes.
 
 /// Unix seconds of a leading ISO-8601 timestamp (`2026-09-20T10:00:00Z`,
 /// `…T10:00:00.123Z`, `…T10:00:00+02:00`, `2026-09-20 10:00:00,123`; no zone

@@ -9,6 +9,15 @@
 //! else that touches the variable (conditionals, command substitution, other
 //! variables) makes the result [`ShellValue::Uncertain`]: a caller that needs
 //! a guarantee must then treat the file as not providing it.
+//!
+//! Why hand-written rather than a shell parser or `shlex`: the answer is a
+//! security judgement, not a parse. The guards link must never claim that an
+//! env file wires a guard when sourcing it might not, so anything this
+//! reader cannot follow with certainty has to come out as "uncertain" (and
+//! the link unhealthy). A general parser accepts far more of `sh` than can
+//! be judged statically and would have to be second-guessed construct by
+//! construct; a word splitter such as `shlex` has no notion of "this line
+//! may or may not run".
 
 /// What the file leaves in a variable, as far as a static reading can tell.
 #[derive(Debug, Clone, PartialEq, Eq)]

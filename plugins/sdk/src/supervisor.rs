@@ -4,6 +4,7 @@
 //! launch it gives the supervisor a bounded window — and credits it when
 //! its gateway appears.
 
+use crate::poll::Backoff;
 use crate::process::{self, args, basename};
 use crate::{Error, ProcessId, ProcessInfo, Sandbox};
 use std::time::{Duration, Instant};
@@ -75,6 +76,7 @@ pub fn wait_for(
     let name = process::display(init);
     let init_id = init.id;
     let mut procs = procs;
+    let mut pauses = Backoff::fixed(Duration::from_millis(100));
     loop {
         if let Some(gateway) = fresh_gateway(&procs, is_gateway, retired) {
             return Ok(Wait::Launched {
@@ -84,10 +86,9 @@ pub fn wait_for(
             });
         }
         let same_init = process::by_pid(&procs, 1).is_some_and(|p| p.id == init_id);
-        if !same_init || started.elapsed() >= spec.grace {
+        if !same_init || !pauses.pause_until(started + spec.grace) {
             return Ok(Wait::Nothing { supervisor: name });
         }
-        std::thread::sleep(Duration::from_millis(100).min(spec.grace));
         procs = sandbox.processes()?;
     }
 }
