@@ -365,23 +365,27 @@ fn repair_reach(sandbox: &Sandbox, cfg: &Config) -> RepairOutcome {
     }
 }
 
-fn setting(key: &str, kind: SettingKind, default: Option<&str>, description: &str) -> SettingSpec {
-    SettingSpec {
-        key: key.into(),
-        kind,
-        default: default.map(str::to_string),
-        description: description.into(),
-    }
-}
-
 impl Guest for OutsideAgent {
     fn describe() -> PluginInfo {
+        use SettingKind::*;
         let link = |id: &str, summary: &str, deps: &[&str]| LinkSpec {
             id: id.into(),
             summary: summary.into(),
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
         };
         let signals = ["term", "int", "hup"].map(str::to_string).to_vec();
+        // A table reads better as one row per setting.
+        #[rustfmt::skip]
+        let settings = [
+            ("port", Port, Some("7777"), "daemon port in the sandbox"),
+            ("host-port", Port, Some("7777"), "host port of the forward"),
+            ("command", Text, None, "starts the daemon (words, no quoting)"),
+            ("process-name", Text, Some("agent-daemon"), "comm or argv[0] basename of the daemon"),
+            ("user", Text, None, "user the daemon runs as; unset = the sandbox default"),
+            ("log-file", Path, Some("/tmp/agent-daemon/daemon.log"), "where the daemon's output goes"),
+            ("start-grace", Duration, Some("15s"), "how long a new daemon may take to listen"),
+            ("stop-signal", Choice(signals), Some("term"), "signal that retires a wedged daemon"),
+        ];
         PluginInfo {
             name: "outside-agent".into(),
             version: "0.2.0".into(),
@@ -390,56 +394,15 @@ impl Guest for OutsideAgent {
                 link(DAEMON, "the daemon process listens on its port", &[]),
                 link(REACH, "the host forwards a port to the daemon", &[DAEMON]),
             ],
-            settings: vec![
-                setting(
-                    "port",
-                    SettingKind::Port,
-                    Some("7777"),
-                    "daemon port in the sandbox",
-                ),
-                setting(
-                    "host-port",
-                    SettingKind::Port,
-                    Some("7777"),
-                    "host port of the forward",
-                ),
-                setting(
-                    "command",
-                    SettingKind::Text,
-                    None,
-                    "command that starts the daemon (words, no quoting)",
-                ),
-                setting(
-                    "process-name",
-                    SettingKind::Text,
-                    Some("agent-daemon"),
-                    "kernel name or program basename of the daemon",
-                ),
-                setting(
-                    "user",
-                    SettingKind::Text,
-                    None,
-                    "user the daemon runs as; unset = the sandbox default",
-                ),
-                setting(
-                    "log-file",
-                    SettingKind::Path,
-                    Some("/tmp/agent-daemon/daemon.log"),
-                    "where the daemon's output goes",
-                ),
-                setting(
-                    "start-grace",
-                    SettingKind::Duration,
-                    Some("15s"),
-                    "how long a new daemon may take to listen",
-                ),
-                setting(
-                    "stop-signal",
-                    SettingKind::Choice(signals),
-                    Some("term"),
-                    "signal that retires a wedged daemon",
-                ),
-            ],
+            settings: settings
+                .into_iter()
+                .map(|(key, kind, default, description)| SettingSpec {
+                    key: key.into(),
+                    kind,
+                    default: default.map(str::to_string),
+                    description: description.into(),
+                })
+                .collect(),
             capabilities: Capabilities::PROCESSES
                 | Capabilities::SPAWN
                 | Capabilities::FILES
