@@ -9,6 +9,7 @@
 wit_bindgen::generate!({ path: "../../../wit/v0.2", world: "agent-plugin" });
 
 use exports::runner::plugin::plugin::Guest;
+use runner::plugin::exec::ExecError;
 use runner::plugin::files::{self, MkdirRequest};
 use runner::plugin::forward::{self, ForwardRequest, ForwardState};
 use runner::plugin::log::{self, Level};
@@ -165,11 +166,23 @@ fn kv(key: &str, value: impl ToString) -> Kv {
     }
 }
 
+/// A capability error in words, for summaries.
+fn why(e: &CapError) -> String {
+    let (kind, text) = match e {
+        CapError::Denied(t) => ("denied", t),
+        CapError::Timeout(t) => ("timed out", t),
+        CapError::Unavailable(t) => ("unavailable", t),
+        CapError::Gone(t) => ("sandbox gone", t),
+        CapError::Failed(t) => ("failed", t),
+    };
+    format!("{kind}: {text}")
+}
+
 fn undecided(id: &str, e: &CapError) -> LinkReport {
     report(
         id,
         Health::Unknown(UnknownCause::Undecided),
-        format!("cannot tell: {e:?}"),
+        format!("cannot tell: {}", why(e)),
         false,
     )
 }
@@ -289,7 +302,7 @@ fn repair_daemon(sandbox: &Sandbox, cfg: &Config) -> RepairOutcome {
         return RepairOutcome::Failed(format!("only {left} ms left in this call; not launching"));
     }
     match look(sandbox, cfg) {
-        Err(e) => return RepairOutcome::Failed(format!("cannot look at the daemon: {e:?}")),
+        Err(e) => return RepairOutcome::Failed(format!("cannot look at the daemon: {}", why(&e))),
         Ok(Daemon::Serving(_)) => return RepairOutcome::NotNeeded("already listening".into()),
         Ok(Daemon::Starting(p, _)) => {
             return RepairOutcome::NotNeeded(format!("pid {} is still starting", p.id.pid));
@@ -298,7 +311,11 @@ fn repair_daemon(sandbox: &Sandbox, cfg: &Config) -> RepairOutcome {
             for p in ps {
                 // By identity: a pid reused since the look is never signalled.
                 if let Err(e) = processes::send_signal(sandbox, p.id, cfg.stop_signal) {
-                    return RepairOutcome::Failed(format!("retiring pid {}: {e:?}", p.id.pid));
+                    return RepairOutcome::Failed(format!(
+                        "retiring pid {}: {}",
+                        p.id.pid,
+                        why(&e)
+                    ));
                 }
             }
         }
@@ -322,7 +339,18 @@ fn repair_daemon(sandbox: &Sandbox, cfg: &Config) -> RepairOutcome {
             );
             RepairOutcome::Repaired(format!("launched pid {pid}, log {}", cfg.log_file))
         }
-        Err(e) => RepairOutcome::Failed(format!("launching {}: {e:?}", req.argv[0])),
+        Err(e) => {
+            let text = match e {
+                ExecError::NoSuchBinary(t) => format!("no such program: {t}"),
+                ExecError::NoSuchUser(t) => format!("no such user: {t}"),
+                ExecError::Denied(t)
+                | ExecError::Timeout(t)
+                | ExecError::Unavailable(t)
+                | ExecError::Gone(t)
+                | ExecError::Failed(t) => t,
+            };
+            RepairOutcome::Failed(format!("launching {}: {text}", req.argv[0]))
+        }
     }
 }
 
@@ -346,8 +374,8 @@ fn ensure_log_dir(sandbox: &Sandbox, log_file: &str) -> Result<(), String> {
             },
         )
         .map(|_| ())
-        .map_err(|e| format!("creating {dir}: {e:?}")),
-        Err(e) => Err(format!("looking at {dir}: {e:?}")),
+        .map_err(|e| format!("creating {dir}: {}", why(&e))),
+        Err(e) => Err(format!("looking at {dir}: {}", why(&e))),
     }
 }
 
@@ -361,7 +389,7 @@ fn repair_reach(sandbox: &Sandbox, cfg: &Config) -> RepairOutcome {
             RepairOutcome::Refused(format!("another program holds host port {}", s.host_port))
         }
         Ok(s) => RepairOutcome::Failed(format!("forward is {:?}", s.state)),
-        Err(e) => RepairOutcome::Failed(format!("{e:?}")),
+        Err(e) => RepairOutcome::Failed(format!("forward: {}", why(&e))),
     }
 }
 
